@@ -1,0 +1,139 @@
+//! Verifying what the server delivers against the manifest and the client's high-water mark
+//! (FORMAT.md §4.3).
+
+use std::collections::BTreeSet;
+
+use super::{EntryState, Manifest};
+use crate::envelope::{Envelope, EnvelopeHash, RecordHeader, RecordId};
+use crate::error::{Error, Result};
+use crate::hierarchy::VaultKeys;
+use crate::mac::mac_eq;
+use crate::spec::HASH_BYTES;
+
+/// The newest vault state a client has seen: its counter and MAC. The client stores it (per
+/// device) and refuses to go back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HighWater {
+    /// Highest counter seen.
+    pub counter: u64,
+    /// MAC of the manifest at that counter, which identifies its content.
+    pub mac: [u8; HASH_BYTES],
+}
+
+/// A manifest whose MAC verified and that is not older than the client's high-water mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedManifest(Manifest);
+
+/// Decodes and verifies a manifest: strict form, this vault, MAC in constant time, then the
+/// high-water mark (lower counter = [`Error::Rollback`], same counter with other content =
+/// [`Error::Fork`]).
+pub fn verify(bytes: &[u8], keys: &VaultKeys, high_water: Option<&HighWater>) -> Result<VerifiedManifest> {
+    let m = Manifest::decode(bytes)?;
+    if m.vault != keys.id {
+        return Err(Error::ForeignVault);
+    }
+    if !mac_eq(&m.compute_mac(keys), &m.mac) {
+        return Err(Error::ManifestMac);
+    }
+    if let Some(hw) = high_water {
+        if m.counter < hw.counter {
+            return Err(Error::Rollback { seen: hw.counter, got: m.counter });
+        }
+        if m.counter == hw.counter && !mac_eq(&m.mac, &hw.mac) {
+            return Err(Error::Fork { counter: m.counter });
+        }
+    }
+    Ok(VerifiedManifest(m))
+}
+
+impl VerifiedManifest {
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.0
+    }
+
+    /// The high-water mark to store after accepting this manifest.
+    pub fn high_water(&self) -> HighWater {
+        HighWater { counter: self.0.counter, mac: self.0.mac }
+    }
+
+    /// Checks an envelope the server delivered as the current version of record `requested`.
+    /// Returns its header; the caller then decrypts it.
+    pub fn check_record(&self, requested: &RecordId, bytes: &[u8]) -> Result<RecordHeader> {
+        let header = Envelope::decode(bytes)?.header;
+        if header.vault != self.0.vault {
+            return Err(Error::ForeignVault);
+        }
+        if header.id != *requested {
+            return Err(Error::RecordSwapped);
+        }
+        let entry = self.0.entries.get(&header.id).ok_or(Error::InjectedRecord)?;
+        let EntryState::Live(hash) = entry.state else {
+            return Err(Error::InjectedRecord);
+        };
+        if header.version < entry.version {
+            return Err(Error::StaleVersion { expected: entry.version, got: header.version });
+        }
+        if header.version > entry.version {
+            return Err(Error::InjectedRecord);
+        }
+        if EnvelopeHash::of(bytes) != hash {
+            return Err(Error::RecordSwapped);
+        }
+        Ok(header)
+    }
+
+    /// Checks a full listing: every envelope as in [`check_record`](Self::check_record), no
+    /// record twice, and every live record of the manifest present.
+    pub fn check_listing<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordId, &'a [u8])>,
+    ) -> Result<Vec<RecordHeader>> {
+        let mut seen = BTreeSet::new();
+        let mut headers = Vec::new();
+        for (id, bytes) in records {
+            if !seen.insert(id) {
+                return Err(Error::RecordSwapped);
+            }
+            headers.push(self.check_record(&id, bytes)?);
+        }
+        if self.0.live().any(|(id, _)| !seen.contains(id)) {
+            return Err(Error::RecordMissing);
+        }
+        Ok(headers)
+    }
+
+    /// Checks the history of record `id`: `versions` are consecutive envelopes, oldest first,
+    /// each naming the hash of the one before, from version 1 to the current version.
+    pub fn check_history(&self, id: &RecordId, versions: &[&[u8]]) -> Result<Vec<RecordHeader>> {
+        let (last, older) = versions.split_last().ok_or(Error::RecordMissing)?;
+        let mut headers = Vec::with_capacity(versions.len());
+        let mut prev: Option<(u64, EnvelopeHash)> = None;
+        for bytes in older {
+            let h = Envelope::decode(bytes)?.header;
+            if h.vault != self.0.vault {
+                return Err(Error::ForeignVault);
+            }
+            if h.id != *id {
+                return Err(Error::RecordSwapped);
+            }
+            check_link(prev, &h)?;
+            prev = Some((h.version, EnvelopeHash::of(bytes)));
+            headers.push(h);
+        }
+        let current = self.check_record(id, last)?;
+        check_link(prev, &current)?;
+        headers.push(current);
+        Ok(headers)
+    }
+}
+
+fn check_link(prev: Option<(u64, EnvelopeHash)>, h: &RecordHeader) -> Result<()> {
+    match prev {
+        Some((v, hash)) if h.version == v + 1 && h.prev == hash => Ok(()),
+        Some(_) => Err(Error::BrokenChain),
+        // A history starts at version 1, so the server cannot trim its oldest versions.
+        None if h.version == 1 => Ok(()),
+        None => Err(Error::BrokenChain),
+    }
+}
