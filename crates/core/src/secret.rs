@@ -55,8 +55,14 @@ impl VaultSecret {
         Self::generate_with_rng(&mut rand_core::UnwrapErr(rand_core::OsRng))
     }
 
-    pub(crate) fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
+    /// Wraps 32 secret bytes (restored from a backup). Callers should zeroize their copy.
+    pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
         VaultSecret(bytes)
+    }
+
+    /// The secret bytes, for writing a backup. Zeroized when dropped.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<[u8; KEY_BYTES]> {
+        zeroize::Zeroizing::new(self.0)
     }
 
     pub(crate) fn expose(&self) -> &[u8; KEY_BYTES] {
