@@ -1,0 +1,163 @@
+//! Property tests (security-anchors §4.2): seal/open round trips for any input; every single
+//! bit flip in a sealed record, a key file or a manifest is refused (exhaustively, every bit);
+//! canonical encodings re-encode to the same bytes; decoders never panic on any input.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+
+use harness::rng;
+use kluis_core::envelope::{self, Envelope};
+use kluis_core::manifest::{Entry, EntryState, Manifest, ManifestUpdate, verify};
+use kluis_core::{
+    EnvelopeHash, Fingerprint, KeyFile, KeyHierarchy, RecordHeader, RecordId, RecordKind, UnlockedKeyFile, VaultSecret,
+};
+use proptest::prelude::*;
+
+fn keys() -> KeyHierarchy {
+    KeyHierarchy::derive(&VaultSecret::generate_with_rng(&mut rng(1)))
+}
+
+fn kind() -> impl Strategy<Value = RecordKind> {
+    prop_oneof![Just(RecordKind::Note), Just(RecordKind::Identity)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn seal_then_open_returns_the_input(
+        pt in prop::collection::vec(any::<u8>(), 0..70_000),
+        id in any::<[u8; 16]>(),
+        version in 1u64..u64::MAX,
+        prev in any::<[u8; 32]>(),
+        kind in kind(),
+        seed in any::<u8>(),
+    ) {
+        let h = keys();
+        let prev = if version == 1 { EnvelopeHash::NONE } else { EnvelopeHash::of(&prev) };
+        let header = RecordHeader { vault: h.notes.id, id: RecordId::from_bytes(id), version, kind, prev };
+        let sealed = envelope::seal_with_rng(&h.notes, &header, &pt, &mut rng(seed)).unwrap();
+        let (got_header, got) = envelope::open(&h.notes, &sealed).unwrap();
+        prop_assert_eq!(got_header, header);
+        prop_assert_eq!(got.as_slice(), pt.as_slice());
+        // Canonical: decode then encode gives the same bytes.
+        prop_assert_eq!(Envelope::decode(&sealed).unwrap().encode(), sealed.clone());
+        // The body is a Padmé bucket, so sizes leak only O(log log n) bits.
+        prop_assert!(sealed.len() < 256 + kluis_core::padded_len(pt.len()));
+    }
+
+    #[test]
+    fn a_wrong_vault_record_id_or_version_fails(pt in prop::collection::vec(any::<u8>(), 0..512), seed in any::<u8>(), which in 0..3usize) {
+        let h = keys();
+        let header = RecordHeader::first(h.notes.id, RecordId::from_bytes([7; 16]), RecordKind::Note);
+        let sealed = envelope::seal_with_rng(&h.notes, &header, &pt, &mut rng(seed)).unwrap();
+        let result = match which {
+            0 => envelope::open(&h.identities, &sealed).map(|_| ()),
+            1 => {
+                let mut other = h.identities.clone();
+                other.id = h.notes.id;
+                envelope::open(&other, &sealed).map(|_| ())
+            }
+            _ => {
+                let other = KeyHierarchy::derive(&VaultSecret::generate_with_rng(&mut rng(seed.wrapping_add(1))));
+                envelope::open(&other.notes, &sealed).map(|_| ())
+            }
+        };
+        prop_assert!(result.is_err());
+    }
+
+    #[test]
+    fn decoders_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let h = keys();
+        let _ = Envelope::decode(&bytes);
+        let _ = envelope::open(&h.notes, &bytes);
+        let _ = Manifest::decode(&bytes);
+        let _ = ManifestUpdate::decode(&bytes);
+        let _ = verify(&bytes, &h.notes, None);
+        let _ = KeyFile::parse(&bytes).map(|f| f.unlock(None));
+        let _ = Fingerprint::parse(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn manifests_round_trip_canonically(
+        entries in prop::collection::btree_map(any::<[u8; 16]>(), (1u64..1000, prop::option::of(any::<[u8; 32]>())), 0..50),
+        saved in any::<u64>(),
+    ) {
+        let h = keys();
+        let head = verify(&Manifest::genesis(&h.notes, 0).encode(), &h.notes, None).unwrap();
+        let changes: BTreeMap<RecordId, Entry> = entries
+            .into_iter()
+            .map(|(id, (version, hash))| {
+                let state = hash.map_or(EntryState::Deleted, |h| EntryState::Live(EnvelopeHash::of(&h)));
+                (RecordId::from_bytes(id), Entry { version, state })
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (update, next) = head.prepare_update(&h.notes, changes, saved).unwrap();
+        let bytes = next.encode();
+        prop_assert_eq!(Manifest::decode(&bytes).unwrap().encode(), bytes.clone());
+        prop_assert_eq!(ManifestUpdate::decode(&update.encode()).unwrap(), update);
+        prop_assert!(verify(&bytes, &h.notes, Some(&head.high_water())).is_ok());
+    }
+
+    #[test]
+    fn fingerprints_are_accepted_in_any_case_and_grouping(seed in any::<u8>(), lower in any::<bool>(), sep in prop_oneof![Just(""), Just(" "), Just("-"), Just(" - ")]) {
+        let fp = VaultSecret::generate_with_rng(&mut rng(seed)).public_key().fingerprint();
+        let compact = fp.compact();
+        let mut typed = compact.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(sep);
+        if lower {
+            typed = typed.to_lowercase();
+        }
+        prop_assert_eq!(Fingerprint::parse(&typed).unwrap(), fp);
+        prop_assert_eq!(Fingerprint::parse(&fp.to_string()).unwrap(), fp);
+    }
+}
+
+/// Flips every bit of `bytes` in turn and asserts `accept` refuses each result.
+fn every_bit_flip_is_refused(what: &str, bytes: &[u8], accept: impl Fn(&[u8]) -> bool) {
+    assert!(accept(bytes), "{what}: the unmodified input must be accepted");
+    let mut b = bytes.to_vec();
+    for i in 0..b.len() * 8 {
+        b[i / 8] ^= 1 << (i % 8);
+        assert!(!accept(&b), "{what}: flipping bit {i} (byte {}) was not detected", i / 8);
+        b[i / 8] ^= 1 << (i % 8);
+    }
+}
+
+#[test]
+fn every_bit_of_a_sealed_record_is_protected() {
+    let h = keys();
+    let header = RecordHeader::first(h.notes.id, RecordId::from_bytes([1; 16]), RecordKind::Note);
+    let v1 = envelope::seal_with_rng(&h.notes, &header, b"S: O: A: P:", &mut rng(2)).unwrap();
+    every_bit_flip_is_refused("record v1", &v1, |b| envelope::open(&h.notes, b).is_ok());
+    let v2 = envelope::seal_with_rng(&h.notes, &header.next(&v1).unwrap(), b"second", &mut rng(3)).unwrap();
+    every_bit_flip_is_refused("record v2", &v2, |b| envelope::open(&h.notes, b).is_ok());
+}
+
+#[test]
+fn every_bit_of_a_key_file_is_protected() {
+    let secret = VaultSecret::generate_with_rng(&mut rng(4));
+    let bg = kluis_core::escrow::BreakGlassSecret::generate_with_rng(&mut rng(5)).public_key();
+    let text = UnlockedKeyFile::new(secret, "Practice key", 1_795_000_000, Some(bg)).unwrap().to_text().unwrap();
+    every_bit_flip_is_refused("key file", text.as_bytes(), |b| {
+        KeyFile::parse(b).and_then(|f| f.unlock(None)).is_ok_and(|u| u.info().break_glass == Some(bg))
+    });
+}
+
+#[test]
+fn every_bit_of_a_manifest_is_protected() {
+    let h = keys();
+    let head = verify(&Manifest::genesis(&h.notes, 5).encode(), &h.notes, None).unwrap();
+    let changes = BTreeMap::from([
+        (RecordId::from_bytes([1; 16]), Entry { version: 3, state: EntryState::Live(EnvelopeHash::of(b"a")) }),
+        (RecordId::from_bytes([2; 16]), Entry { version: 2, state: EntryState::Deleted }),
+    ]);
+    let (_, next) = head.prepare_update(&h.notes, changes, 6).unwrap();
+    every_bit_flip_is_refused("manifest", &next.encode(), |b| verify(b, &h.notes, None).is_ok());
+}

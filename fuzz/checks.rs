@@ -1,0 +1,50 @@
+// The property each fuzz target checks, shared with kluis-core's `tests/corpus.rs`, which
+// replays the committed seeds (`fuzz/seeds/<target>/`) as ordinary tests on stable.
+//
+// Every parser must return (never panic) on any input, and whatever it accepts must be
+// canonical: encoding the decoded value gives back exactly the input.
+#![allow(dead_code, unreachable_pub, clippy::panic)]
+
+use kluis_core::envelope::{self, Envelope};
+use kluis_core::manifest::{self, Manifest, ManifestUpdate};
+use kluis_core::{KeyFile, KeyHierarchy, VaultSecret};
+
+fn keys() -> KeyHierarchy {
+    // The testkit's secret is not needed: any fixed key exercises the same code paths.
+    KeyHierarchy::derive(&VaultSecret::from_bytes([0x42; 32]))
+}
+
+pub fn envelope(data: &[u8]) {
+    if let Ok(e) = Envelope::decode(data) {
+        if e.encode() != data {
+            panic!("accepted a non-canonical envelope");
+        }
+    }
+    let _ = envelope::open(&keys().notes, data);
+}
+
+pub fn manifest(data: &[u8]) {
+    if let Ok(m) = Manifest::decode(data) {
+        if m.encode() != data {
+            panic!("accepted a non-canonical manifest");
+        }
+    }
+    if let Ok(u) = ManifestUpdate::decode(data) {
+        if u.encode() != data {
+            panic!("accepted a non-canonical manifest update");
+        }
+    }
+    let _ = manifest::verify(data, &keys().notes, None);
+}
+
+pub fn key_file(data: &[u8]) {
+    let Ok(file) = KeyFile::parse(data) else { return };
+    let Ok(unlocked) = file.unlock(None) else { return };
+    // An accepted plain file writes back to the same text, up to a byte-order mark and CRLF.
+    let text = unlocked.to_text().unwrap_or_else(|e| panic!("cannot write back an accepted key file: {e}"));
+    let input = String::from_utf8_lossy(data);
+    let normalized = input.trim_start_matches('\u{feff}').replace("\r\n", "\n");
+    if *text != normalized {
+        panic!("accepted a key file that does not write back identically");
+    }
+}
