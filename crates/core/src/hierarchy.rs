@@ -9,6 +9,7 @@
 //! vault_id[kind]   = SHA-256("kluis/v1/vault-id" ‖ kind ‖ public_key)[..16]
 //! ```
 
+use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 
@@ -68,14 +69,21 @@ impl core::fmt::Debug for VaultId {
 }
 
 /// The keys of one vault.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VaultKeys {
     /// Which vault.
     pub kind: VaultKind,
     /// Its public id.
     pub id: VaultId,
-    pub(crate) wrap: SymmetricKey,
+    /// The record-wrapping key, with its AES key schedule expanded once (zeroized on drop).
+    pub(crate) wrap: Aes256Gcm,
     pub(crate) manifest: SymmetricKey,
+}
+
+impl core::fmt::Debug for VaultKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VaultKeys").field("kind", &self.kind).field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 /// Everything derived from a key-file secret.
@@ -116,7 +124,7 @@ impl KeyHierarchy {
         let vault = |kind| VaultKeys {
             kind,
             id: VaultId::derive(&public, kind),
-            wrap: expand(&hk, LABEL_WRAP_KEY, Some(kind)),
+            wrap: Aes256Gcm::new(expand(&hk, LABEL_WRAP_KEY, Some(kind)).expose().into()),
             manifest: expand(&hk, LABEL_MANIFEST_KEY, Some(kind)),
         };
         KeyHierarchy {

@@ -2,7 +2,13 @@
 //! bit flip in a sealed record, a key file or a manifest is refused (exhaustively, every bit);
 //! canonical encodings re-encode to the same bytes; decoders never panic on any input.
 #![cfg(not(target_arch = "wasm32"))]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "support/harness.rs"]
 mod harness;

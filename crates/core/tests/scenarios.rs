@@ -1,7 +1,13 @@
 //! A malicious-server test double (security-anchors §4.4): a store that keeps the real objects
 //! but misbehaves on purpose. The client's checks must name every misbehaviour. Runs natively
 //! and in headless Chromium.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -189,9 +195,16 @@ fn forking_the_manifest_is_detected() {
 #[test]
 fn a_server_that_alters_a_saved_change_is_detected() {
     let (_, mut store, mut client, ids) = setup();
-    let env = envelope::seal_with_rng(&client.keys, &RecordHeader::first(client.keys.id, RecordId::from_bytes([4; 16]), RecordKind::Note), b"n", &mut rng(40)).unwrap();
+    let env = envelope::seal_with_rng(
+        &client.keys,
+        &RecordHeader::first(client.keys.id, RecordId::from_bytes([4; 16]), RecordKind::Note),
+        b"n",
+        &mut rng(40),
+    )
+    .unwrap();
     let change = Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) };
-    let (mut update, _) = client.head.prepare_update(&client.keys, BTreeMap::from([(RecordId::from_bytes([4; 16]), change)]), 3).unwrap();
+    let (mut update, _) =
+        client.head.prepare_update(&client.keys, BTreeMap::from([(RecordId::from_bytes([4; 16]), change)]), 3).unwrap();
     // The server also marks another record deleted while applying the save.
     update.changes.insert(ids[1], Entry { version: 2, state: EntryState::Deleted });
     store.save(&update, vec![(RecordId::from_bytes([4; 16]), env)]);
@@ -202,7 +215,10 @@ fn a_server_that_alters_a_saved_change_is_detected() {
 fn the_server_refuses_updates_that_do_not_follow() {
     let (_, store, client, ids) = setup();
     let change = Entry { version: 1, state: EntryState::Deleted };
-    let (mut update, _) = client.head.prepare_update(&client.keys, BTreeMap::from([(ids[0], Entry { version: 3, ..change })]), 3).unwrap();
+    let (mut update, _) = client
+        .head
+        .prepare_update(&client.keys, BTreeMap::from([(ids[0], Entry { version: 3, ..change })]), 3)
+        .unwrap();
     update.counter += 1;
     assert!(matches!(store.current().apply(&update), Err(Error::BadUpdate(_))));
     update.counter -= 1;
@@ -239,7 +255,13 @@ fn break_glass_recovers_the_vault_and_refuses_forgeries() {
     let recovered = escrow::open(&sealed, &bg, &fp).unwrap();
     assert_eq!(recovered, secret);
     // The recovered secret opens the vault's notes.
-    let note = envelope::seal_with_rng(&h.notes, &RecordHeader::first(h.notes.id, RecordId::from_bytes([6; 16]), RecordKind::Note), b"clinical", &mut rng(63)).unwrap();
+    let note = envelope::seal_with_rng(
+        &h.notes,
+        &RecordHeader::first(h.notes.id, RecordId::from_bytes([6; 16]), RecordKind::Note),
+        b"clinical",
+        &mut rng(63),
+    )
+    .unwrap();
     assert_eq!(envelope::open(&KeyHierarchy::derive(&recovered).notes, &note).unwrap().1.as_slice(), b"clinical");
     // An escrow record is not a note, and a note is not an escrow record.
     assert!(envelope::open(&h.notes, &sealed).is_err());

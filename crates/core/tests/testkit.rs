@@ -1,7 +1,13 @@
 //! The frozen testkit (`tests/testkit/*.txt`): every case names its expected outcome, `ok` or
 //! the kind of failure ([`kluis_core::Error::kind`]). The same files run natively and in
 //! headless Chromium, so the format cannot drift silently on either.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "support/harness.rs"]
 mod harness;

@@ -1,7 +1,13 @@
 //! Known-answer tests from external sources (see `vectors/SOURCES.md`), for every primitive
 //! kluis-core relies on. Runs natively and, compiled to wasm32, in headless Chromium, so the
 //! browser build of each primitive is checked against the same answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "support/harness.rs"]
 mod harness;

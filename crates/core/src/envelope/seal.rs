@@ -55,8 +55,8 @@ pub fn seal_with_rng(
     let (wk, wl) = wrapped_pt.split_at_mut(KEY_BYTES);
     wk.copy_from_slice(dek.expose());
     wl.copy_from_slice(&len32.to_be_bytes());
-    let wrap_cipher = Aes256Gcm::new(keys.wrap.expose().into());
-    let tag = wrap_cipher
+    let tag = keys
+        .wrap
         .encrypt_in_place_detached(Nonce::from_slice(&wrap_nonce_arr), &aad, wrapped_pt)
         .map_err(|_| Error::InvalidArgument("wrap failed"))?;
     wrapped_tag.copy_from_slice(&tag);
