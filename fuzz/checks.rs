@@ -34,7 +34,7 @@ pub fn manifest(data: &[u8]) {
             panic!("accepted a non-canonical manifest update");
         }
     }
-    let _ = manifest::verify(data, &keys().notes, None);
+    let _ = manifest::verify(data, &keys().notes, None, &[]);
 }
 
 pub fn key_file(data: &[u8]) {

@@ -146,7 +146,7 @@ fn manifests(b: &Bench) {
     println!("\nManifest verification (decode + MAC), baseline: SHA-256 over the same bytes");
     println!("{:>9} {:>10} {:>12} {:>14} {:>7}", "entries", "bytes", "verify ms", "sha256 ms", "ratio");
     for n in [10_000u32, 100_000] {
-        let genesis = verify(&Manifest::genesis(&h.notes, 0).encode(), &h.notes, None).unwrap();
+        let genesis = verify(&Manifest::genesis(&h.notes, 0).encode(), &h.notes, None, &[]).unwrap();
         let changes: BTreeMap<RecordId, Entry> = (0..n)
             .map(|i| {
                 let mut id = [0u8; 16];
@@ -157,7 +157,7 @@ fn manifests(b: &Bench) {
         let (_, m) = genesis.prepare_update(&h.notes, changes, 1).unwrap();
         let bytes = m.encode();
         let t = b.time(|| {
-            black_box(verify(black_box(&bytes), &h.notes, None).unwrap());
+            black_box(verify(black_box(&bytes), &h.notes, None, &[]).unwrap());
         });
         let base = b.time(|| {
             black_box(EnvelopeHash::of(black_box(&bytes)));

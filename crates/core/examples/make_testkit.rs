@@ -7,7 +7,14 @@
 //! Every object is made with a seeded RNG, so a run reproduces the same bytes. The files are
 //! committed; `tests/testkit.rs` checks each case's expected outcome, natively and in Chromium.
 //! Never regenerate them to make a failing test pass: a changed byte means a changed format.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -143,7 +150,7 @@ fn envelopes(secret: &VaultSecret) {
     // The commitment is in no AEAD's associated data: only the commitment check catches this.
     bad(&mut k, "bad-commitment", "auth-fail", "notes", flip(&v1, bytes_offset(&v1, 10) + 31));
     bad(&mut k, "record-id-swapped", "auth-fail", "notes", flip(&v1, bytes_offset(&v1, 4)));
-    bad(&mut k, "kind-changed-note-to-identity", "auth-fail", "notes", splice(&v1, value_offset(&v1, 6), 1, &[0x01]));
+    bad(&mut k, "kind-changed-note-to-identity", "wrong-vault", "notes", splice(&v1, value_offset(&v1, 6), 1, &[0x01]));
     bad(&mut k, "version-changed", "auth-fail", "notes", splice(&v2, value_offset(&v2, 5), 1, &[0x03]));
     bad(&mut k, "prev-hash-changed", "auth-fail", "notes", flip(&v2, bytes_offset(&v2, 7) + 5));
     bad(
@@ -331,11 +338,11 @@ fn key_files(secret: &VaultSecret, bg: &BreakGlassSecret) {
 fn manifests(secret: &VaultSecret) {
     let keys = KeyHierarchy::derive(secret);
     let mut k = Kit::default();
-    k.header("vault manifests (docs/FORMAT.md §4); `high-water` is `counter mac-hex`");
+    k.header("vault manifests (docs/FORMAT.md §4); `high-water` is `counter chain-hex`, `updates` the saves since, comma-separated");
     let sec = || ("secret", hex(secret.to_bytes().as_slice()));
     let genesis = Manifest::genesis(&keys.notes, 1_795_000_000_000);
     let g_bytes = genesis.encode();
-    let v0 = verify(&g_bytes, &keys.notes, None).unwrap();
+    let v0 = verify(&g_bytes, &keys.notes, None, &[]).unwrap();
     let mut changes = BTreeMap::new();
     for i in 1..=3u8 {
         changes.insert(
@@ -343,40 +350,69 @@ fn manifests(secret: &VaultSecret) {
             Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&[i])) },
         );
     }
-    let (_, m1) = v0.prepare_update(&keys.notes, changes, 1_795_000_001_000).unwrap();
+    let (u1, m1) = v0.prepare_update(&keys.notes, changes, 1_795_000_001_000).unwrap();
     let m1_bytes = m1.encode();
-    let v1 = verify(&m1_bytes, &keys.notes, None).unwrap();
+    let v1 = verify(&m1_bytes, &keys.notes, None, &[]).unwrap();
     let mut changes = BTreeMap::new();
     changes.insert(RecordId::from_bytes([2; 16]), Entry { version: 2, state: EntryState::Deleted });
     changes
         .insert(RecordId::from_bytes([3; 16]), Entry { version: 2, state: EntryState::Live(EnvelopeHash::of(b"v2")) });
-    let (_, m2) = v1.prepare_update(&keys.notes, changes, 1_795_000_002_000).unwrap();
+    let (u2, m2) = v1.prepare_update(&keys.notes, changes, 1_795_000_002_000).unwrap();
     let m2_bytes = m2.encode();
-    let hw = |counter: u64, mac: &[u8]| ("high-water", format!("{counter} {}", hex(mac)));
-    let case = |k: &mut Kit, name: &str, expect: &str, vault: &str, m: &[u8], extra: Option<(&str, String)>| {
+    // A fork: another device saves a different change on top of state 1.
+    let other = BTreeMap::from([(
+        RecordId::from_bytes([4; 16]),
+        Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(b"b")) },
+    )]);
+    let (u2b, m2b) = v1.prepare_update(&keys.notes, other, 1_795_000_002_500).unwrap();
+    let v2b = verify(&m2b.encode(), &keys.notes, None, &[]).unwrap();
+    let more = BTreeMap::from([(
+        RecordId::from_bytes([5; 16]),
+        Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(b"c")) },
+    )]);
+    let (u3b, m3b) = v2b.prepare_update(&keys.notes, more, 1_795_000_003_000).unwrap();
+    let hw = |m: &Manifest| ("high-water", format!("{} {}", m.counter, hex(&m.chain)));
+    let ups = |us: &[&kluis_core::manifest::ManifestUpdate]| {
+        ("updates", us.iter().map(|u| hex(&u.encode())).collect::<Vec<_>>().join(","))
+    };
+    let case = |k: &mut Kit, name: &str, expect: &str, vault: &str, m: &[u8], extra: Vec<(&str, String)>| {
         let mut f = vec![sec(), ("vault", vault.to_owned()), ("manifest", hex(m))];
         f.extend(extra);
         k.case(name, expect, &f);
     };
-    case(&mut k, "genesis", "ok", "notes", &g_bytes, None);
-    case(&mut k, "three-records", "ok", "notes", &m1_bytes, Some(hw(0, &genesis.mac)));
-    case(&mut k, "with-tombstone", "ok", "notes", &m2_bytes, Some(hw(1, &m1.mac)));
-    case(&mut k, "same-state-again", "ok", "notes", &m2_bytes, Some(hw(2, &m2.mac)));
-    case(&mut k, "mac-bit-flipped", "bad-mac", "notes", &flip(&m2_bytes, m2_bytes.len() - 1), None);
-    case(&mut k, "entry-hash-altered", "bad-mac", "notes", &flip(&m1_bytes, m1_bytes.len() - 40), None);
-    case(&mut k, "saved-at-altered", "bad-mac", "notes", &flip(&m1_bytes, value_offset(&m1_bytes, 4) + 8), None);
+    case(&mut k, "genesis", "ok", "notes", &g_bytes, vec![]);
+    case(&mut k, "three-records", "ok", "notes", &m1_bytes, vec![hw(&genesis), ups(&[&u1])]);
+    case(&mut k, "with-tombstone", "ok", "notes", &m2_bytes, vec![hw(&m1), ups(&[&u2])]);
+    case(&mut k, "two-saves-since", "ok", "notes", &m2_bytes, vec![hw(&genesis), ups(&[&u1, &u2])]);
+    case(&mut k, "same-state-again", "ok", "notes", &m2_bytes, vec![hw(&m2)]);
+    case(&mut k, "first-sync-trusts-any-authentic-state", "ok", "notes", &m3b.encode(), vec![]);
+    case(&mut k, "mac-bit-flipped", "bad-mac", "notes", &flip(&m2_bytes, m2_bytes.len() - 1), vec![]);
+    case(&mut k, "entry-hash-altered", "bad-mac", "notes", &flip(&m1_bytes, m1_bytes.len() - 40), vec![]);
+    case(&mut k, "saved-at-altered", "bad-mac", "notes", &flip(&m1_bytes, value_offset(&m1_bytes, 4) + 8), vec![]);
     case(
         &mut k,
         "counter-altered",
         "bad-mac",
         "notes",
         &splice(&m1_bytes, value_offset(&m1_bytes, 3), 1, &[0x05]),
-        None,
+        vec![],
     );
-    case(&mut k, "rollback", "rollback", "notes", &m1_bytes, Some(hw(2, &m2.mac)));
-    case(&mut k, "fork", "fork", "notes", &m1_bytes, Some(hw(1, &m2.mac)));
-    case(&mut k, "other-vault", "wrong-vault", "identities", &m1_bytes, None);
-    let e = value_offset(&m1_bytes, 5) + 1; // first entry; each entry is 0x83 0x50 id(16) 0x01 0x58 0x20 hash(32) = 53 bytes
+    case(&mut k, "chain-altered", "bad-mac", "notes", &flip(&m1_bytes, bytes_offset(&m1_bytes, 5)), vec![]);
+    case(&mut k, "rollback", "rollback", "notes", &m1_bytes, vec![hw(&m2)]);
+    case(&mut k, "fork-same-counter", "fork", "notes", &m2b.encode(), vec![hw(&m2)]);
+    case(&mut k, "fork-then-ahead", "fork", "notes", &m3b.encode(), vec![hw(&m2), ups(&[&u3b])]);
+    case(
+        &mut k,
+        "fork-then-ahead-with-the-branch-history",
+        "fork",
+        "notes",
+        &m3b.encode(),
+        vec![hw(&m2), ups(&[&u2b, &u3b])],
+    );
+    case(&mut k, "newer-without-the-saves-between", "fork", "notes", &m2_bytes, vec![hw(&genesis)]);
+    case(&mut k, "newer-with-a-save-missing", "fork", "notes", &m2_bytes, vec![hw(&genesis), ups(&[&u2])]);
+    case(&mut k, "other-vault", "wrong-vault", "identities", &m1_bytes, vec![]);
+    let e = value_offset(&m1_bytes, 6) + 1; // first entry; each entry is 0x83 0x50 id(16) 0x01 0x58 0x20 hash(32) = 53 bytes
     let (first, second) = (m1_bytes[e..e + 53].to_vec(), m1_bytes[e + 53..e + 106].to_vec());
     case(
         &mut k,
@@ -384,27 +420,27 @@ fn manifests(secret: &VaultSecret) {
         "malformed",
         "notes",
         &splice(&m1_bytes, e, 106, &[second, first.clone()].concat()),
-        None,
+        vec![],
     );
-    case(&mut k, "duplicate-entry", "malformed", "notes", &splice(&m1_bytes, e + 53, 53, &first), None);
-    case(&mut k, "trailing-byte", "malformed", "notes", &[m1_bytes.as_slice(), &[0]].concat(), None);
-    case(&mut k, "truncated", "malformed", "notes", &m1_bytes[..m1_bytes.len() - 1], None);
+    case(&mut k, "duplicate-entry", "malformed", "notes", &splice(&m1_bytes, e + 53, 53, &first), vec![]);
+    case(&mut k, "trailing-byte", "malformed", "notes", &[m1_bytes.as_slice(), &[0]].concat(), vec![]);
+    case(&mut k, "truncated", "malformed", "notes", &m1_bytes[..m1_bytes.len() - 1], vec![]);
     case(
         &mut k,
         "non-canonical-counter",
         "malformed",
         "notes",
         &splice(&m1_bytes, value_offset(&m1_bytes, 3), 1, &[0x18, 0x01]),
-        None,
+        vec![],
     );
-    case(&mut k, "entry-version-zero", "malformed", "notes", &splice(&m1_bytes, e + 18, 1, &[0x00]), None);
+    case(&mut k, "entry-version-zero", "malformed", "notes", &splice(&m1_bytes, e + 18, 1, &[0x00]), vec![]);
     case(
         &mut k,
         "format-version-2",
         "unsupported",
         "notes",
         &splice(&m1_bytes, value_offset(&m1_bytes, 1), 1, &[0x02]),
-        None,
+        vec![],
     );
     case(
         &mut k,
@@ -412,7 +448,7 @@ fn manifests(secret: &VaultSecret) {
         "malformed",
         "notes",
         &splice(&m1_bytes, e - 1, 1, &[0x9a, 0x3b, 0x9a, 0xca, 0x00]),
-        None,
+        vec![],
     );
     k.write("manifests.txt");
 }

@@ -90,6 +90,14 @@ impl RecordKind {
         }
     }
 
+    /// The vault a record of this kind lives in (FORMAT.md §3.2).
+    pub fn vault_kind(self) -> crate::hierarchy::VaultKind {
+        match self {
+            RecordKind::Identity => crate::hierarchy::VaultKind::Identities,
+            RecordKind::Note | RecordKind::Escrow => crate::hierarchy::VaultKind::Notes,
+        }
+    }
+
     fn suite(self) -> u64 {
         match self {
             RecordKind::Escrow => SUITE_ESCROW,
@@ -150,7 +158,7 @@ impl RecordHeader {
         Ok(RecordHeader { version, prev: EnvelopeHash::of(previous), ..*self })
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         // FORMAT.md §3.2: versions start at 1; version 1, and only version 1, has no predecessor.
         if self.version == 0 {
             return Err(malformed(WHAT, "version 0"));
@@ -221,7 +229,8 @@ impl<'a> Envelope<'a> {
             return Err(Error::TooLarge { what: WHAT, len: bytes.len(), max: MAX_ENVELOPE_BYTES });
         }
         let mut r = Reader::new(bytes, WHAT);
-        // The map length depends on the suite, which comes second: peek by trying both.
+        // The map length depends on the suite, which comes second: read it from the first byte
+        // (a map of at most 23 fields has its length in the head byte), check it once the suite is known.
         let fields = peek_map_len(bytes)?;
         r.map_exact(fields)?;
         r.key(1)?;

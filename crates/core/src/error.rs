@@ -16,8 +16,11 @@ pub enum Error {
     /// The passphrase is wrong, or the protected secret was altered. Opaque.
     #[error("wrong passphrase, or the protected key was altered")]
     BadPassphrase,
-    /// The key file's authenticated fields (label, creation time, break-glass key) were altered.
-    #[error("the key file's label, creation time or break-glass key was altered (MAC mismatch)")]
+    /// The key file's authenticated fields (label, creation time, break-glass key) were altered,
+    /// or its public key does not belong to its secret.
+    #[error(
+        "the key file was altered: its label, creation time, break-glass key or public key does not match its secret"
+    )]
     KeyFileMac,
     /// The manifest MAC does not verify under this vault's key.
     #[error("the vault manifest is not authentic (MAC mismatch)")]

@@ -80,6 +80,7 @@ pub fn seal_with_rng(
     if header.kind != RecordKind::Escrow {
         return Err(Error::InvalidArgument("an escrow record must have kind Escrow"));
     }
+    header.check().map_err(|_| Error::InvalidArgument("version 1 must have no previous hash, later ones must"))?;
     if header.vault != KeyHierarchy::derive(secret).notes.id {
         return Err(Error::InvalidArgument("an escrow record belongs to the notes vault of its secret"));
     }

@@ -1,6 +1,6 @@
 //! Public-key fingerprints (FORMAT.md §2.4): 160 bits of SHA-256, shown as 8 groups of 4
 //! RFC 4648 base32 characters (`A`–`Z`, `2`–`7`: no `0`/`O` or `1`/`I` to confuse when read
-//! aloud), accepted back in any case, with or without spaces or dashes.
+//! aloud), accepted back in any case, with or without spaces, tabs or dashes.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

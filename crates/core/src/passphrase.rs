@@ -14,9 +14,12 @@ use crate::spec::{MIN_PASSPHRASE_CHARS, MIN_PASSPHRASE_SCORE};
 pub struct Passphrase(Zeroizing<String>);
 
 impl Passphrase {
-    /// Wraps a passphrase (taking ownership, so no copy is left behind).
+    /// Wraps a passphrase, normalised to Unicode NFC (FORMAT.md §6.3) so that the same
+    /// passphrase typed on another system derives the same key. The input is wiped.
     pub fn new(s: String) -> Self {
-        Passphrase(Zeroizing::new(s))
+        use unicode_normalization::UnicodeNormalization;
+        let s = Zeroizing::new(s);
+        Passphrase(Zeroizing::new(s.nfc().collect()))
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {

@@ -65,6 +65,9 @@ pub const MIN_PADDED_BYTES: usize = 32;
 
 /// HMAC prefix of the manifest MAC (§4.2).
 pub const LABEL_MANIFEST_MAC: &[u8] = b"kluis/v1/manifest";
+/// SHA-256 prefix of the manifest's history chain (§4.3): the genesis value is
+/// SHA-256(label ‖ vault id), each save's is SHA-256(label ‖ the save's fields 1–6).
+pub const LABEL_MANIFEST_CHAIN: &[u8] = b"kluis/v1/manifest-chain";
 /// Most entries a manifest may list (§4.1).
 pub const MAX_MANIFEST_ENTRIES: u64 = 1_000_000;
 /// Largest encoded manifest a decoder accepts (§4.1).

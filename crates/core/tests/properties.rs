@@ -45,9 +45,10 @@ proptest! {
     ) {
         let h = keys();
         let prev = if version == 1 { EnvelopeHash::NONE } else { EnvelopeHash::of(&prev) };
-        let header = RecordHeader { vault: h.notes.id, id: RecordId::from_bytes(id), version, kind, prev };
-        let sealed = envelope::seal_with_rng(&h.notes, &header, &pt, &mut rng(seed)).unwrap();
-        let (got_header, got) = envelope::open(&h.notes, &sealed).unwrap();
+        let keys = h.vault(kind.vault_kind());
+        let header = RecordHeader { vault: keys.id, id: RecordId::from_bytes(id), version, kind, prev };
+        let sealed = envelope::seal_with_rng(keys, &header, &pt, &mut rng(seed)).unwrap();
+        let (got_header, got) = envelope::open(keys, &sealed).unwrap();
         prop_assert_eq!(got_header, header);
         prop_assert_eq!(got.as_slice(), pt.as_slice());
         // Canonical: decode then encode gives the same bytes.
@@ -66,6 +67,7 @@ proptest! {
             1 => {
                 let mut other = h.identities.clone();
                 other.id = h.notes.id;
+                other.kind = h.notes.kind;
                 envelope::open(&other, &sealed).map(|_| ())
             }
             _ => {
@@ -83,7 +85,7 @@ proptest! {
         let _ = envelope::open(&h.notes, &bytes);
         let _ = Manifest::decode(&bytes);
         let _ = ManifestUpdate::decode(&bytes);
-        let _ = verify(&bytes, &h.notes, None);
+        let _ = verify(&bytes, &h.notes, None, &[]);
         let _ = KeyFile::parse(&bytes).map(|f| f.unlock(None));
         let _ = Fingerprint::parse(&String::from_utf8_lossy(&bytes));
     }
@@ -94,7 +96,7 @@ proptest! {
         saved in any::<u64>(),
     ) {
         let h = keys();
-        let head = verify(&Manifest::genesis(&h.notes, 0).encode(), &h.notes, None).unwrap();
+        let head = verify(&Manifest::genesis(&h.notes, 0).encode(), &h.notes, None, &[]).unwrap();
         let changes: BTreeMap<RecordId, Entry> = entries
             .into_iter()
             .map(|(id, (version, hash))| {
@@ -108,8 +110,8 @@ proptest! {
         let (update, next) = head.prepare_update(&h.notes, changes, saved).unwrap();
         let bytes = next.encode();
         prop_assert_eq!(Manifest::decode(&bytes).unwrap().encode(), bytes.clone());
-        prop_assert_eq!(ManifestUpdate::decode(&update.encode()).unwrap(), update);
-        prop_assert!(verify(&bytes, &h.notes, Some(&head.high_water())).is_ok());
+        prop_assert_eq!(ManifestUpdate::decode(&update.encode()).unwrap(), update.clone());
+        prop_assert!(verify(&bytes, &h.notes, Some(&head.high_water()), &[&update.encode()]).is_ok());
     }
 
     #[test]
@@ -159,11 +161,11 @@ fn every_bit_of_a_key_file_is_protected() {
 #[test]
 fn every_bit_of_a_manifest_is_protected() {
     let h = keys();
-    let head = verify(&Manifest::genesis(&h.notes, 5).encode(), &h.notes, None).unwrap();
+    let head = verify(&Manifest::genesis(&h.notes, 5).encode(), &h.notes, None, &[]).unwrap();
     let changes = BTreeMap::from([
         (RecordId::from_bytes([1; 16]), Entry { version: 3, state: EntryState::Live(EnvelopeHash::of(b"a")) }),
         (RecordId::from_bytes([2; 16]), Entry { version: 2, state: EntryState::Deleted }),
     ]);
     let (_, next) = head.prepare_update(&h.notes, changes, 6).unwrap();
-    every_bit_flip_is_refused("manifest", &next.encode(), |b| verify(b, &h.notes, None).is_ok());
+    every_bit_flip_is_refused("manifest", &next.encode(), |b| verify(b, &h.notes, None, &[]).is_ok());
 }

@@ -32,6 +32,8 @@ use kluis_core::{
 struct Store {
     versions: BTreeMap<RecordId, Vec<Vec<u8>>>,
     manifests: Vec<Manifest>,
+    /// Every save, in order: update `i` takes the manifest from counter `i` to `i + 1`.
+    updates: Vec<Vec<u8>>,
 }
 
 impl Store {
@@ -45,6 +47,11 @@ impl Store {
             self.versions.entry(id).or_default().push(env);
         }
         self.manifests.push(next);
+        self.updates.push(update.encode());
+    }
+    /// The saves since counter `c`, as the sync endpoint returns them with the manifest.
+    fn since(&self, c: u64) -> Vec<&[u8]> {
+        self.updates[c as usize..].iter().map(Vec::as_slice).collect()
     }
     fn listing(&self) -> Vec<(RecordId, Vec<u8>)> {
         self.current().live().map(|(id, _)| (*id, self.versions[id].last().unwrap().clone())).collect()
@@ -62,7 +69,7 @@ impl Client {
     fn new(keys: VaultKeys, store: &mut Store) -> Self {
         let genesis = Manifest::genesis(&keys, 1_000);
         store.manifests.push(genesis.clone());
-        let head = verify(&genesis.encode(), &keys, None).unwrap();
+        let head = verify(&genesis.encode(), &keys, None, &[]).unwrap();
         Client { high_water: Some(head.high_water()), head, keys }
     }
 
@@ -75,19 +82,20 @@ impl Client {
         let change = Entry { version: header.version, state: EntryState::Live(EnvelopeHash::of(&env)) };
         let (update, next) = self.head.prepare_update(&self.keys, BTreeMap::from([(id, change)]), 2_000).unwrap();
         store.save(&update, vec![(id, env)]);
-        self.accept(&next.encode()).unwrap();
+        self.accept(&next.encode(), &[&update.encode()]).unwrap();
     }
 
-    fn accept(&mut self, manifest: &[u8]) -> Result<(), Error> {
-        let head = verify(manifest, &self.keys, self.high_water.as_ref())?;
+    fn accept(&mut self, manifest: &[u8], updates: &[&[u8]]) -> Result<(), Error> {
+        let head = verify(manifest, &self.keys, self.high_water.as_ref(), updates)?;
         self.high_water = Some(head.high_water());
         self.head = head;
         Ok(())
     }
 
     /// Fetch: verify the manifest, then the listing, then decrypt every record.
-    fn sync(&mut self, manifest: &[u8], listing: &[(RecordId, Vec<u8>)]) -> Result<Vec<Vec<u8>>, Error> {
-        self.accept(manifest)?;
+    fn sync(&mut self, store: &Store, listing: &[(RecordId, Vec<u8>)]) -> Result<Vec<Vec<u8>>, Error> {
+        let seen = self.high_water.map_or(0, |hw| hw.counter);
+        self.accept(&store.current().encode(), &store.since(seen))?;
         self.head.check_listing(listing.iter().map(|(id, b)| (*id, b.as_slice())))?;
         listing.iter().map(|(_, b)| envelope::open(&self.keys, b).map(|(_, pt)| pt.to_vec())).collect()
     }
@@ -109,7 +117,7 @@ fn setup() -> (KeyHierarchy, Store, Client, [RecordId; 3]) {
 #[test]
 fn honest_server_round_trip() {
     let (_, store, mut client, _) = setup();
-    let notes = client.sync(&store.current().encode(), &store.listing()).unwrap();
+    let notes = client.sync(&store, &store.listing()).unwrap();
     assert_eq!(notes, vec![b"note one, revised".to_vec(), b"note two".to_vec(), b"note three".to_vec()]);
     assert_eq!(client.high_water.unwrap().counter, 4);
 }
@@ -119,7 +127,7 @@ fn replaying_an_older_record_version_is_detected() {
     let (_, store, mut client, ids) = setup();
     let mut listing = store.listing();
     listing[0].1 = store.versions[&ids[0]][0].clone();
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::StaleVersion { expected: 2, got: 1 }));
+    assert_eq!(client.sync(&store, &listing), Err(Error::StaleVersion { expected: 2, got: 1 }));
 }
 
 #[test]
@@ -129,7 +137,7 @@ fn swapping_two_records_is_detected() {
     let b0 = listing[0].1.clone();
     listing[0].1 = listing[1].1.clone();
     listing[1].1 = b0;
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::RecordSwapped));
+    assert_eq!(client.sync(&store, &listing), Err(Error::RecordSwapped));
 }
 
 #[test]
@@ -137,7 +145,7 @@ fn dropping_a_record_from_a_listing_is_detected() {
     let (_, store, mut client, _) = setup();
     let mut listing = store.listing();
     listing.remove(1);
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::RecordMissing));
+    assert_eq!(client.sync(&store, &listing), Err(Error::RecordMissing));
 }
 
 #[test]
@@ -148,7 +156,7 @@ fn serving_another_vaults_record_is_detected() {
     let foreign = envelope::seal_with_rng(&h.identities, &other, b"name", &mut rng(20)).unwrap();
     let mut listing = store.listing();
     listing[0].1 = foreign.clone();
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::ForeignVault));
+    assert_eq!(client.sync(&store, &listing), Err(Error::ForeignVault));
     assert_eq!(envelope::open(&h.notes, &foreign).unwrap_err(), Error::ForeignVault);
 }
 
@@ -158,38 +166,61 @@ fn injecting_a_record_is_detected() {
     let mut listing = store.listing();
     // The server cannot make an envelope, but it can replay one under a new id.
     listing.push((RecordId::from_bytes([9; 16]), listing[0].1.clone()));
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::RecordSwapped));
+    assert_eq!(client.sync(&store, &listing), Err(Error::RecordSwapped));
     // Or present a record of this vault that the manifest does not list (one the client sealed
     // but never saved, say).
     let mut listing = store.listing();
     let stray = RecordHeader::first(client.keys.id, RecordId::from_bytes([9; 16]), RecordKind::Note);
     let bytes = envelope::seal_with_rng(&client.keys, &stray, b"x", &mut rng(3)).unwrap();
     listing.push((RecordId::from_bytes([9; 16]), bytes));
-    assert_eq!(client.sync(&store.current().encode(), &listing), Err(Error::InjectedRecord));
+    assert_eq!(client.sync(&store, &listing), Err(Error::InjectedRecord));
 }
 
 #[test]
 fn rolling_back_the_manifest_is_detected() {
     let (_, store, mut client, _) = setup();
-    client.sync(&store.current().encode(), &store.listing()).unwrap();
+    client.sync(&store, &store.listing()).unwrap();
     let old = &store.manifests[2];
-    assert_eq!(client.accept(&old.encode()), Err(Error::Rollback { seen: 4, got: 2 }));
+    assert_eq!(client.accept(&old.encode(), &[]), Err(Error::Rollback { seen: 4, got: 2 }));
     // A new device with no high-water mark accepts an authentic old state: the documented limit
     // (docs/THREAT-MODEL.md), which comparing head counters between devices narrows.
-    assert_eq!(verify(&old.encode(), &client.keys, None).unwrap().high_water().counter, 2);
+    assert_eq!(verify(&old.encode(), &client.keys, None, &[]).unwrap().high_water().counter, 2);
 }
 
 #[test]
 fn forking_the_manifest_is_detected() {
     let (_, mut store, mut client, ids) = setup();
-    client.sync(&store.current().encode(), &store.listing()).unwrap();
+    client.sync(&store, &store.listing()).unwrap();
     // A second device writes from the same state; the server shows each device its own branch.
     let mut other = Client { keys: client.keys.clone(), high_water: None, head: client.head.clone() };
     let mut branch = store.clone();
     other.write(&mut branch, ids[1], b"device B edit", 30);
     client.write(&mut store, ids[2], b"device A edit", 31);
     // Device A is then shown device B's branch at the same counter.
-    assert_eq!(client.accept(&branch.current().encode()), Err(Error::Fork { counter: 5 }));
+    assert_eq!(client.accept(&branch.current().encode(), &[]), Err(Error::Fork { counter: 5 }));
+    // Or later, when B's branch is ahead: A's own save would silently vanish, but the branch's
+    // saves do not chain from the state A saw.
+    other.write(&mut branch, ids[0], b"device B again", 32);
+    assert_eq!(branch.current().counter, 6);
+    assert_eq!(client.accept(&branch.current().encode(), &branch.since(5)), Err(Error::Fork { counter: 6 }));
+    assert_eq!(client.accept(&branch.current().encode(), &branch.since(4)), Err(Error::Fork { counter: 6 }));
+    // The honest continuation of A's own branch is accepted.
+    let mut next = store.clone();
+    other.high_water = None;
+    other.head = client.head.clone();
+    other.write(&mut next, ids[1], b"device B, after seeing A", 33);
+    client.accept(&next.current().encode(), &next.since(5)).unwrap();
+}
+
+#[test]
+fn a_newer_manifest_without_the_saves_in_between_is_refused() {
+    let (_, mut store, mut client, ids) = setup();
+    let mut other = Client { keys: client.keys.clone(), high_water: None, head: client.head.clone() };
+    other.write(&mut store, ids[1], b"from another device", 40);
+    other.write(&mut store, ids[2], b"and again", 41);
+    assert_eq!(client.accept(&store.current().encode(), &[]), Err(Error::Fork { counter: 6 }));
+    assert_eq!(client.accept(&store.current().encode(), &store.since(5)), Err(Error::Fork { counter: 6 }));
+    client.accept(&store.current().encode(), &store.since(4)).unwrap();
 }
 
 #[test]
@@ -208,7 +239,7 @@ fn a_server_that_alters_a_saved_change_is_detected() {
     // The server also marks another record deleted while applying the save.
     update.changes.insert(ids[1], Entry { version: 2, state: EntryState::Deleted });
     store.save(&update, vec![(RecordId::from_bytes([4; 16]), env)]);
-    assert_eq!(client.accept(&store.current().encode()), Err(Error::ManifestMac));
+    assert_eq!(client.accept(&store.current().encode(), &store.since(4)), Err(Error::ManifestMac));
 }
 
 #[test]
@@ -222,6 +253,10 @@ fn the_server_refuses_updates_that_do_not_follow() {
     update.counter += 1;
     assert!(matches!(store.current().apply(&update), Err(Error::BadUpdate(_))));
     update.counter -= 1;
+    // Made from another state than the server's head (compare-and-set on the chain).
+    let mut stale = update.clone();
+    stale.prev_chain = store.manifests[3].chain;
+    assert!(matches!(store.current().apply(&stale), Err(Error::BadUpdate(_))));
     update.changes.insert(ids[1], change); // version 1 is not newer than version 1
     assert!(matches!(store.current().apply(&update), Err(Error::BadUpdate(_))));
 }

@@ -77,6 +77,7 @@ fn vault(c: &Case, h: &KeyHierarchy) -> VaultKeys {
         "identities-with-notes-id" => {
             let mut k = h.identities.clone();
             k.id = h.notes.id;
+            k.kind = h.notes.kind;
             k
         }
         v => panic!("unknown vault {v}"),
@@ -126,15 +127,18 @@ fn manifests() {
         let h = hierarchy(c);
         let keys = vault(c, &h);
         let hw = c.fields.get("high-water").map(|s| {
-            let (counter, mac) = s.split_once(' ').unwrap();
-            HighWater { counter: counter.parse().unwrap(), mac: unhex(mac).try_into().unwrap() }
+            let (counter, chain) = s.split_once(' ').unwrap();
+            HighWater { counter: counter.parse().unwrap(), chain: unhex(chain).try_into().unwrap() }
         });
-        c.check(verify(&c.bytes("manifest"), &keys, hw.as_ref()), |m| {
+        let updates: Vec<Vec<u8>> =
+            c.fields.get("updates").map(|u| u.split(',').map(unhex).collect()).unwrap_or_default();
+        let updates: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
+        c.check(verify(&c.bytes("manifest"), &keys, hw.as_ref(), &updates), |m| {
             assert_eq!(m.manifest().vault, keys.id);
             assert!(hw.is_none_or(|hw| m.high_water().counter >= hw.counter));
         });
     });
-    assert!(counts["ok"] >= 3 && counts["rollback"] == 1 && counts["fork"] == 1, "{counts:?}");
+    assert!(counts["ok"] >= 3 && counts["rollback"] == 1 && counts["fork"] >= 3, "{counts:?}");
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub fn seal_with_rng(
     if header.kind == RecordKind::Escrow {
         return Err(Error::InvalidArgument("escrow records are sealed with escrow::seal"));
     }
+    if header.kind.vault_kind() != keys.kind {
+        return Err(Error::InvalidArgument("this kind of record lives in the other vault"));
+    }
     if header.vault != keys.id {
         return Err(Error::InvalidArgument("header names another vault than the keys"));
     }

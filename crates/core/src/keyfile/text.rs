@@ -208,6 +208,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<KeyFile> {
 
 /// Parses a public key as written in a key file (`kluispub1…` or `kluisbg1…`).
 pub fn parse_public_key(s: &str) -> Result<PublicKey> {
+    let s = s.trim();
     let prefix = if s.starts_with(&format!("{HRP_BREAK_GLASS}1")) { HRP_BREAK_GLASS } else { HRP_PUBLIC };
-    public_key_from(s.trim(), prefix, 0)
+    public_key_from(s, prefix, 0)
 }

@@ -2,15 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use super::{Entry, Manifest, VerifiedManifest, decode_shape, write_body};
+use sha2::{Digest, Sha256};
+
+use super::{Chain, Entry, Fields, Manifest, VerifiedManifest, decode_shape, write_fields};
 use crate::cbor::Writer;
 use crate::envelope::RecordId;
 use crate::error::{Error, Result};
 use crate::hierarchy::{VaultId, VaultKeys};
-use crate::spec::HASH_BYTES;
+use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES};
 
-/// What a client sends to save: the new counter, its time, the entries that changed, and the
-/// MAC of the whole manifest after the change. Same encoding as a manifest (FORMAT.md §4.4).
+/// What a client sends to save: the new counter, its time, the chain of the state it applies
+/// to, the entries that change, and the MAC of the whole manifest after the change. Same
+/// encoding as a manifest (FORMAT.md §4.4). The server keeps every update: a client replays
+/// them to check that a newer manifest descends from the last one it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestUpdate {
     /// The vault.
@@ -19,6 +23,8 @@ pub struct ManifestUpdate {
     pub counter: u64,
     /// The client's time of the save, milliseconds since the Unix epoch.
     pub saved_at_ms: u64,
+    /// The chain of the manifest this update applies to.
+    pub prev_chain: Chain,
     /// The entries that change (new records, new versions, deletions).
     pub changes: BTreeMap<RecordId, Entry>,
     /// MAC of the resulting manifest.
@@ -33,30 +39,54 @@ impl ManifestUpdate {
             vault: d.vault,
             counter: d.counter,
             saved_at_ms: d.saved_at_ms,
+            prev_chain: d.chain,
             changes: d.entries,
             mac: d.mac,
         })
     }
 
+    fn write(&self, w: &mut Writer, map_len: usize) {
+        let f = Fields {
+            vault: &self.vault,
+            counter: self.counter,
+            saved_at_ms: self.saved_at_ms,
+            chain: &self.prev_chain,
+            entries: self.changes.iter(),
+        };
+        write_fields(w, map_len, f);
+    }
+
     /// Encodes canonically.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(64 + self.changes.len() * 56);
-        write_body(&mut w, 6, &self.vault, self.counter, self.saved_at_ms, self.changes.iter());
-        w.key(6).bytes(&self.mac);
+        let mut w = Writer::with_capacity(128 + self.changes.len() * 56);
+        self.write(&mut w, 7);
+        w.key(7).bytes(&self.mac);
         w.out
+    }
+
+    /// The chain after this update: SHA-256("kluis/v1/manifest-chain" ‖ canonical CBOR of the
+    /// map of fields 1–6), which includes the previous chain (FORMAT.md §4.3).
+    pub fn next_chain(&self) -> Chain {
+        let mut w = Writer::with_capacity(128 + self.changes.len() * 56);
+        self.write(&mut w, 6);
+        Sha256::new().chain_update(LABEL_MANIFEST_CHAIN).chain_update(&w.out).finalize().into()
     }
 }
 
 impl Manifest {
     /// Applies an update without keys, as the server does: same vault, counter exactly one
-    /// more, and every changed record's version higher than before. The result carries the
-    /// update's MAC, which only a client can check.
+    /// more, built on this very state (its chain), every changed record's version higher than
+    /// before, and the result within the format's limits. The result carries the update's MAC,
+    /// which only a client can check.
     pub fn apply(&self, update: &ManifestUpdate) -> Result<Manifest> {
         if update.vault != self.vault {
             return Err(Error::ForeignVault);
         }
         if self.counter.checked_add(1) != Some(update.counter) {
             return Err(Error::BadUpdate("counter is not exactly one more than the current one"));
+        }
+        if update.prev_chain != self.chain {
+            return Err(Error::BadUpdate("the update was made from another state of the vault"));
         }
         if update.changes.is_empty() {
             return Err(Error::BadUpdate("an update changes at least one record"));
@@ -70,28 +100,43 @@ impl Manifest {
             }
             next.entries.insert(*id, *change);
         }
+        if next.entries.len() as u64 > MAX_MANIFEST_ENTRIES {
+            return Err(Error::BadUpdate("the vault would hold more records than a manifest may list"));
+        }
         next.counter = update.counter;
         next.saved_at_ms = update.saved_at_ms;
+        next.chain = update.next_chain();
         next.mac = update.mac;
+        if next.encode().len() > MAX_MANIFEST_BYTES {
+            return Err(Error::BadUpdate("the manifest would exceed its size limit"));
+        }
         Ok(next)
     }
 }
 
 impl VerifiedManifest {
     /// Prepares a save: the update to send, and the manifest it produces (which becomes this
-    /// client's new state once the server acknowledges it).
+    /// client's state once the server acknowledges the update).
     pub fn prepare_update(
         &self,
         keys: &VaultKeys,
         changes: BTreeMap<RecordId, Entry>,
         saved_at_ms: u64,
     ) -> Result<(ManifestUpdate, Manifest)> {
-        if keys.id != self.manifest().vault {
+        let head = self.manifest();
+        if keys.id != head.vault {
             return Err(Error::ForeignVault);
         }
-        let counter = self.manifest().counter.checked_add(1).ok_or(Error::BadUpdate("counter overflow"))?;
-        let mut update = ManifestUpdate { vault: keys.id, counter, saved_at_ms, changes, mac: [0; HASH_BYTES] };
-        let mut next = self.manifest().apply(&update)?;
+        let counter = head.counter.checked_add(1).ok_or(Error::BadUpdate("counter overflow"))?;
+        let mut update = ManifestUpdate {
+            vault: keys.id,
+            counter,
+            saved_at_ms,
+            prev_chain: head.chain,
+            changes,
+            mac: [0; HASH_BYTES],
+        };
+        let mut next = head.apply(&update)?;
         next.mac = next.compute_mac(keys);
         update.mac = next.mac;
         Ok((update, next))

@@ -3,31 +3,39 @@
 
 use std::collections::BTreeSet;
 
-use super::{EntryState, Manifest};
+use super::{Chain, EntryState, Manifest, ManifestUpdate};
 use crate::envelope::{Envelope, EnvelopeHash, RecordHeader, RecordId};
 use crate::error::{Error, Result};
 use crate::hierarchy::VaultKeys;
 use crate::mac::mac_eq;
-use crate::spec::HASH_BYTES;
 
-/// The newest vault state a client has seen: its counter and MAC. The client stores it (per
-/// device) and refuses to go back.
+/// The newest vault state a client has seen: its counter and history chain. The client stores
+/// it (per device) and refuses to go back or sideways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HighWater {
     /// Highest counter seen.
     pub counter: u64,
-    /// MAC of the manifest at that counter, which identifies its content.
-    pub mac: [u8; HASH_BYTES],
+    /// The history chain at that counter, which identifies every save up to it.
+    pub chain: Chain,
 }
 
-/// A manifest whose MAC verified and that is not older than the client's high-water mark.
+/// A manifest whose MAC verified and that descends from the client's high-water mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedManifest(Manifest);
 
-/// Decodes and verifies a manifest: strict form, this vault, MAC in constant time, then the
-/// high-water mark (lower counter = [`Error::Rollback`], same counter with other content =
-/// [`Error::Fork`]).
-pub fn verify(bytes: &[u8], keys: &VaultKeys, high_water: Option<&HighWater>) -> Result<VerifiedManifest> {
+/// Decodes and verifies a manifest: strict form, this vault, MAC in constant time; then,
+/// against the high-water mark: a lower counter is [`Error::Rollback`]; the same counter with
+/// another chain, or a higher counter that `updates` (the saves since the high-water mark, in
+/// order, as the server stored them) do not link to, is [`Error::Fork`].
+///
+/// Without a high-water mark (a device's first sync) any authentic manifest is accepted: the
+/// documented trust-on-first-use limit.
+pub fn verify(
+    bytes: &[u8],
+    keys: &VaultKeys,
+    high_water: Option<&HighWater>,
+    updates: &[&[u8]],
+) -> Result<VerifiedManifest> {
     let m = Manifest::decode(bytes)?;
     if m.vault != keys.id {
         return Err(Error::ForeignVault);
@@ -39,8 +47,20 @@ pub fn verify(bytes: &[u8], keys: &VaultKeys, high_water: Option<&HighWater>) ->
         if m.counter < hw.counter {
             return Err(Error::Rollback { seen: hw.counter, got: m.counter });
         }
-        if m.counter == hw.counter && !mac_eq(&m.mac, &hw.mac) {
-            return Err(Error::Fork { counter: m.counter });
+        let fork = Error::Fork { counter: m.counter };
+        // Replay the chain from the high-water mark over the saves since (hashes only).
+        let mut chain = hw.chain;
+        let mut counter = hw.counter;
+        for bytes in updates {
+            let u = ManifestUpdate::decode(bytes)?;
+            if u.vault != m.vault || Some(u.counter) != counter.checked_add(1) || u.prev_chain != chain {
+                return Err(fork);
+            }
+            chain = u.next_chain();
+            counter = u.counter;
+        }
+        if counter != m.counter || chain != m.chain {
+            return Err(fork);
         }
     }
     Ok(VerifiedManifest(m))
@@ -54,7 +74,7 @@ impl VerifiedManifest {
 
     /// The high-water mark to store after accepting this manifest.
     pub fn high_water(&self) -> HighWater {
-        HighWater { counter: self.0.counter, mac: self.0.mac }
+        HighWater { counter: self.0.counter, chain: self.0.chain }
     }
 
     /// Checks an envelope the server delivered as the current version of record `requested`.
@@ -130,7 +150,7 @@ impl VerifiedManifest {
 
 fn check_link(prev: Option<(u64, EnvelopeHash)>, h: &RecordHeader) -> Result<()> {
     match prev {
-        Some((v, hash)) if h.version == v + 1 && h.prev == hash => Ok(()),
+        Some((v, hash)) if Some(h.version) == v.checked_add(1) && h.prev == hash => Ok(()),
         Some(_) => Err(Error::BrokenChain),
         // A history starts at version 1, so the server cannot trim its oldest versions.
         None if h.version == 1 => Ok(()),
