@@ -484,6 +484,58 @@ fn escrows(secret: &VaultSecret, bg: &BreakGlassSecret) {
     k.write("escrow.txt");
 }
 
+fn histories(secret: &VaultSecret) {
+    let keys = KeyHierarchy::derive(secret);
+    let mut k = Kit::default();
+    k.header(
+        "record histories against a manifest (docs/FORMAT.md §3.2, §4.3); `versions` oldest first, comma-separated",
+    );
+    let id = RecordId::from_bytes([0x11; 16]);
+    let mut versions: Vec<Vec<u8>> = Vec::new();
+    let mut header = RecordHeader::first(keys.notes.id, id, RecordKind::Note);
+    for (i, text) in [&b"first"[..], &b"second"[..], &b"third"[..]].into_iter().enumerate() {
+        if let Some(prev) = versions.last() {
+            header = header.next(prev).unwrap();
+        }
+        versions.push(envelope::seal_with_rng(&keys.notes, &header, text, &mut rng(50 + i as u8)).unwrap());
+    }
+    let other = envelope::seal_with_rng(
+        &keys.notes,
+        &RecordHeader::first(keys.notes.id, RecordId::from_bytes([0x22; 16]), RecordKind::Note),
+        b"other",
+        &mut rng(60),
+    )
+    .unwrap();
+    let head = verify(&Manifest::genesis(&keys.notes, 0).encode(), &keys.notes, None, &[]).unwrap();
+    let changes = BTreeMap::from([
+        (id, Entry { version: 3, state: EntryState::Live(EnvelopeHash::of(&versions[2])) }),
+        (RecordId::from_bytes([0x22; 16]), Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&other)) }),
+    ]);
+    let (_, m) = head.prepare_update(&keys.notes, changes, 1).unwrap();
+    let case = |k: &mut Kit, name: &str, expect: &str, vs: &[&Vec<u8>]| {
+        k.case(
+            name,
+            expect,
+            &[
+                ("secret", hex(secret.to_bytes().as_slice())),
+                ("manifest", hex(&m.encode())),
+                ("record-id", hex(&id.to_bytes())),
+                ("versions", vs.iter().map(|v| hex(v)).collect::<Vec<_>>().join(",")),
+            ],
+        );
+    };
+    let [v1, v2, v3] = [&versions[0], &versions[1], &versions[2]];
+    case(&mut k, "three-versions", "ok", &[v1, v2, v3]);
+    case(&mut k, "oldest-trimmed", "broken-chain", &[v2, v3]);
+    case(&mut k, "middle-dropped", "broken-chain", &[v1, v3]);
+    case(&mut k, "reordered", "broken-chain", &[v2, v1, v3]);
+    case(&mut k, "version-repeated", "broken-chain", &[v1, v1, v2, v3]);
+    case(&mut k, "other-record-in-chain", "swapped", &[&other, v2, v3]);
+    case(&mut k, "current-version-missing", "stale-version", &[v1, v2]);
+    case(&mut k, "current-version-tampered", "malformed", &[v1, v2, &v3[..v3.len() - 1].to_vec()]);
+    k.write("histories.txt");
+}
+
 fn main() {
     let secret = VaultSecret::generate_with_rng(&mut rng(1));
     let bg = BreakGlassSecret::generate_with_rng(&mut rng(10));
@@ -491,4 +543,5 @@ fn main() {
     key_files(&secret, &bg);
     manifests(&secret);
     escrows(&secret, &bg);
+    histories(&secret);
 }

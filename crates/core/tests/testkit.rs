@@ -152,3 +152,21 @@ fn escrows() {
     });
     assert!(counts["ok"] == 1 && counts["fingerprint-mismatch"] == 1, "{counts:?}");
 }
+
+#[test]
+fn histories() {
+    let counts = run("histories", include_str!("testkit/histories.txt"), |c| {
+        let h = hierarchy(c);
+        let head = verify(&c.bytes("manifest"), &h.notes, None, &[]).unwrap();
+        let id = kluis_core::RecordId::from_bytes(c.bytes("record-id").try_into().unwrap());
+        let versions: Vec<Vec<u8>> = c.get("versions").split(',').map(unhex).collect();
+        let versions: Vec<&[u8]> = versions.iter().map(Vec::as_slice).collect();
+        c.check(head.check_history(&id, &versions), |headers| {
+            assert_eq!(headers.iter().map(|h| h.version).collect::<Vec<_>>(), [1, 2, 3]);
+            for v in &versions {
+                envelope::open(&h.notes, v).unwrap();
+            }
+        });
+    });
+    assert!(counts["ok"] == 1 && counts["broken-chain"] >= 4, "{counts:?}");
+}
