@@ -89,8 +89,10 @@ pub enum Error {
         /// Counter received.
         got: u64,
     },
-    /// Same counter as one already seen, but different content: the server forked the vault.
-    #[error("fork: the server sent a different vault state {counter} than the one already seen")]
+    /// The manifest does not descend from the state already seen: same counter with other
+    /// content, or a newer one whose saves do not chain from it (or were withheld). The server
+    /// forked the vault.
+    #[error("fork: vault state {counter} does not descend from the state this device already saw")]
     Fork {
         /// The counter.
         counter: u64,

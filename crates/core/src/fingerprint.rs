@@ -28,7 +28,7 @@ impl Fingerprint {
         Fingerprint(out)
     }
 
-    /// Parses a fingerprint typed by a person: any case; spaces and dashes ignored.
+    /// Parses a fingerprint typed by a person: any case; spaces, tabs and dashes ignored.
     pub fn parse(s: &str) -> Result<Self> {
         let cleaned: String =
             s.chars().filter(|c| !matches!(c, ' ' | '-' | '\t')).map(|c| c.to_ascii_uppercase()).collect();

@@ -19,7 +19,11 @@ impl Passphrase {
     pub fn new(s: String) -> Self {
         use unicode_normalization::UnicodeNormalization;
         let s = Zeroizing::new(s);
-        Passphrase(Zeroizing::new(s.nfc().collect()))
+        // NFC expands a string at most threefold (UAX #15), so this never reallocates and
+        // leaves no unwiped partial copy behind.
+        let mut out = Zeroizing::new(String::with_capacity(s.len() * 3));
+        out.extend(s.nfc());
+        Passphrase(out)
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
