@@ -13,7 +13,7 @@
 use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -151,14 +151,4 @@ pub fn open(bytes: &[u8], break_glass: &BreakGlassSecret, expected: &Fingerprint
         return Err(Error::ForeignVault);
     }
     Ok(secret)
-}
-
-/// The public key of a raw X25519 secret, as hpke derives it (for the RFC 9180 tests).
-pub fn hpke_public_of(secret: &[u8; KEY_BYTES]) -> Result<PublicKey> {
-    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(secret)
-        .map_err(|_| Error::InvalidArgument("secret"))?;
-    let pk = X25519HkdfSha256::sk_to_pk(&sk);
-    let mut out = [0u8; KEY_BYTES];
-    out.copy_from_slice(&pk.to_bytes());
-    Ok(PublicKey(out))
 }

@@ -322,3 +322,40 @@ fn seal_refuses_bad_arguments() {
     let v2 = RecordHeader { version: 2, ..hdr };
     assert!(envelope::seal_with_rng(&h.notes, &v2, b"x", &mut rng(1)).is_err());
 }
+
+#[test]
+fn debug_output_never_shows_key_bytes() {
+    let secret = VaultSecret::generate_with_rng(&mut rng(80));
+    let bg = BreakGlassSecret::generate_with_rng(&mut rng(81));
+    let file = UnlockedKeyFile::new(secret.clone(), "Dr A. Jansen", 0, Some(bg.public_key())).unwrap();
+    let parsed = kluis_core::KeyFile::parse(file.to_text().unwrap().as_bytes()).unwrap();
+    let h = KeyHierarchy::derive(&secret);
+    let pass = kluis_core::Passphrase::new("otter quilt harbour ninety vivid".into());
+    let printed = format!("{secret:?} {bg:?} {file:?} {parsed:?} {h:?} {pass:?}");
+    for needle in [hex::encode(secret.to_bytes().as_slice()), hex::encode(bg.to_bytes().as_slice())] {
+        assert!(!printed.contains(&needle), "key bytes printed");
+    }
+    // Nor as a list of numbers, Rust's default Debug for arrays.
+    let as_list = format!("{:?}", secret.to_bytes().as_slice());
+    assert!(!printed.contains(&as_list[1..as_list.len() - 1]));
+    assert!(!printed.contains("otter"));
+    // What is printed instead is the public fingerprint.
+    assert!(printed.contains(&secret.public_key().fingerprint().to_string()));
+}
+
+#[test]
+fn serving_another_branchs_copy_of_the_same_version_is_detected() {
+    let (_, mut store, mut client, ids) = setup();
+    // Two devices each write version 3 of the same record from the same state, on a fork.
+    let mut other = Client { keys: client.keys.clone(), high_water: None, head: client.head.clone() };
+    let mut branch = store.clone();
+    other.write(&mut branch, ids[0], b"device B's version 3", 90);
+    client.write(&mut store, ids[0], b"device A's version 3", 91);
+    // The server serves A its own manifest but B's envelope: same id, same version, valid
+    // under the vault key; only the manifest's hash tells them apart.
+    let mut listing = store.listing();
+    listing[0].1 = branch.versions[&ids[0]].last().unwrap().clone();
+    assert_eq!(envelope::header_of(&listing[0].1).unwrap().version, 3);
+    assert!(envelope::open(&client.keys, &listing[0].1).is_ok());
+    assert_eq!(client.sync(&store, &listing), Err(Error::RecordSwapped));
+}
