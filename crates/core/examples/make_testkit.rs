@@ -332,6 +332,49 @@ fn key_files(secret: &VaultSecret, bg: &BreakGlassSecret) {
     payload[5..9].copy_from_slice(&4u32.to_be_bytes());
     *wl.last_mut().unwrap() = bech32::encode_upper::<bech32::Bech32>(checked.hrp(), &payload).unwrap();
     bad(&mut k, "kdf-params-altered-within-range", "bad-passphrase", &(wl.join("\n") + "\n"), Some(PASSPHRASE));
+    // Break-glass key files (FORMAT.md §6.5).
+    let bg_file = UnlockedKeyFile::new_break_glass(bg, "Practice break-glass key", CREATED)
+        .unwrap()
+        .to_text()
+        .unwrap()
+        .to_string();
+    let bg_fp = bg.public_key().fingerprint().to_string();
+    k.case(
+        "break-glass-key-file",
+        "ok",
+        &[
+            ("key-file", hex(bg_file.as_bytes())),
+            ("fingerprint", bg_fp.clone()),
+            ("label", "Practice break-glass key".into()),
+        ],
+    );
+    // A vault key file dressed up as a break-glass key file (every prefix re-encoded): the MAC,
+    // keyed from the same secret but under another label, refuses it.
+    let re = |line: &str, from: &str, to: &str, upper: bool| {
+        let c = bech32::primitives::decode::CheckedHrpstring::new::<bech32::Bech32>(line).unwrap();
+        let data: Vec<u8> = c.byte_iter().collect();
+        let h = bech32::Hrp::parse(to).unwrap();
+        let _ = from;
+        if upper {
+            bech32::encode_upper::<bech32::Bech32>(h, &data).unwrap()
+        } else {
+            bech32::encode_lower::<bech32::Bech32>(h, &data).unwrap()
+        }
+    };
+    let dressed = [
+        "# kluis break-glass key v1: keep it offline, keep a backup (docs/FORMAT.md)".to_owned(),
+        lines[1].to_owned(),
+        lines[2].to_owned(),
+        format!("# public key: {}", re(lines[3].strip_prefix("# public key: ").unwrap(), "kluispub", "kluisbg", false)),
+        lines[4].to_owned(),
+        lines[6].to_owned(),
+        re(secret_line, "kluis-secret-key-", "kluis-break-glass-key-", true),
+    ]
+    .join("\n")
+        + "\n";
+    k.case("vault-file-dressed-as-break-glass", "key-file-mac", &[("key-file", hex(dressed.as_bytes()))]);
+    let with_bg_line = bg_file.replacen("# mac:", &format!("{}\n# mac:", lines[5]), 1);
+    k.case("break-glass-file-with-break-glass-line", "key-file-syntax", &[("key-file", hex(with_bg_line.as_bytes()))]);
     k.write("keyfiles.txt");
 }
 

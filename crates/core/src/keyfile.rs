@@ -26,14 +26,55 @@ use crate::hierarchy::KeyHierarchy;
 use crate::mac::{Hmac256, mac_eq};
 use crate::passphrase::{Passphrase, StrongPassphrase};
 use crate::secret::{PublicKey, VaultSecret};
-use crate::spec::{FORMAT_VERSION, HASH_BYTES, LABEL_KEY_FILE_MAC, MAX_LABEL_CHARS};
+use crate::spec::{
+    BREAK_GLASS_FILE_MAGIC, FORMAT_VERSION, HASH_BYTES, HRP_BREAK_GLASS, HRP_BREAK_GLASS_SECRET, HRP_PUBLIC,
+    HRP_SECRET, KEY_FILE_MAGIC, LABEL_BREAK_GLASS_FILE_MAC, LABEL_KEY_FILE_MAC, MAX_LABEL_CHARS,
+};
 
 pub use protect::KdfParams;
-pub use text::parse_public_key;
+pub use text::{break_glass_text, parse_public_key, public_key_text};
+
+/// What a key file holds (FORMAT.md §6.1, §6.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileKind {
+    /// A practitioner's vault key.
+    Vault,
+    /// The practice's break-glass secret key (held offline by the practice admin).
+    BreakGlass,
+}
+
+impl KeyFileKind {
+    pub(crate) fn magic(self) -> &'static str {
+        match self {
+            KeyFileKind::Vault => KEY_FILE_MAGIC,
+            KeyFileKind::BreakGlass => BREAK_GLASS_FILE_MAGIC,
+        }
+    }
+    pub(crate) fn public_hrp(self) -> &'static str {
+        match self {
+            KeyFileKind::Vault => HRP_PUBLIC,
+            KeyFileKind::BreakGlass => HRP_BREAK_GLASS,
+        }
+    }
+    pub(crate) fn secret_hrp(self) -> &'static str {
+        match self {
+            KeyFileKind::Vault => HRP_SECRET,
+            KeyFileKind::BreakGlass => HRP_BREAK_GLASS_SECRET,
+        }
+    }
+    fn mac_label(self) -> &'static [u8] {
+        match self {
+            KeyFileKind::Vault => LABEL_KEY_FILE_MAC,
+            KeyFileKind::BreakGlass => LABEL_BREAK_GLASS_FILE_MAC,
+        }
+    }
+}
 
 /// The fields of a key file besides the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFileInfo {
+    /// Vault key or break-glass key.
+    pub kind: KeyFileKind,
     /// Creation time, seconds since the Unix epoch (UTC), as passed in by the caller.
     pub created: u64,
     /// A name for the key, 1–64 characters.
@@ -102,7 +143,7 @@ fn compute_mac(hierarchy: &KeyHierarchy, info: &KeyFileInfo) -> [u8; HASH_BYTES]
     // Labels are at most 64 characters, so at most 256 bytes.
     let label_len = u16::try_from(label.len()).unwrap_or(u16::MAX);
     let mut m = Hmac256::new(&hierarchy.key_file_mac);
-    m.update(LABEL_KEY_FILE_MAC)
+    m.update(info.kind.mac_label())
         .update(&[FORMAT_VERSION as u8])
         .update(&info.created.to_be_bytes())
         .update(&label_len.to_be_bytes())
@@ -163,8 +204,36 @@ impl UnlockedKeyFile {
     /// A new key file for `secret`.
     pub fn new(secret: VaultSecret, label: &str, created: u64, break_glass: Option<PublicKey>) -> Result<Self> {
         check_label(label)?;
-        let info = KeyFileInfo { created, label: label.to_owned(), public: secret.public_key(), break_glass };
+        let info = KeyFileInfo {
+            kind: KeyFileKind::Vault,
+            created,
+            label: label.to_owned(),
+            public: secret.public_key(),
+            break_glass,
+        };
         Ok(UnlockedKeyFile { info, secret })
+    }
+
+    /// A new break-glass key file (FORMAT.md §6.5) for the practice's break-glass secret.
+    pub fn new_break_glass(secret: &crate::escrow::BreakGlassSecret, label: &str, created: u64) -> Result<Self> {
+        check_label(label)?;
+        let secret = VaultSecret::from_bytes(*secret.to_bytes());
+        let info = KeyFileInfo {
+            kind: KeyFileKind::BreakGlass,
+            created,
+            label: label.to_owned(),
+            public: secret.public_key(),
+            break_glass: None,
+        };
+        Ok(UnlockedKeyFile { info, secret })
+    }
+
+    /// The break-glass secret of a break-glass key file; `None` for a vault key file.
+    pub fn break_glass_secret(&self) -> Option<crate::escrow::BreakGlassSecret> {
+        match self.info.kind {
+            KeyFileKind::BreakGlass => Some(crate::escrow::BreakGlassSecret::from_bytes(*self.secret.to_bytes())),
+            KeyFileKind::Vault => None,
+        }
     }
 
     /// The verified fields.
@@ -182,9 +251,14 @@ impl UnlockedKeyFile {
         KeyHierarchy::derive(&self.secret)
     }
 
-    /// Sets or replaces the break-glass public key (the MAC is recomputed on writing).
-    pub fn set_break_glass(&mut self, pk: Option<PublicKey>) {
+    /// Sets or replaces the break-glass public key (the MAC is recomputed on writing). Only a
+    /// vault key file carries one.
+    pub fn set_break_glass(&mut self, pk: Option<PublicKey>) -> Result<()> {
+        if self.info.kind == KeyFileKind::BreakGlass && pk.is_some() {
+            return Err(Error::InvalidArgument("a break-glass key file carries no break-glass key"));
+        }
         self.info.break_glass = pk;
+        Ok(())
     }
 
     /// The key file text with the secret in the clear (FORMAT.md §6.2).

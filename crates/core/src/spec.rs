@@ -86,6 +86,12 @@ pub const ESCROW_SEALED_BYTES: usize = KEY_BYTES + TAG_BYTES;
 
 /// First line of every v1 key file (§6.1).
 pub const KEY_FILE_MAGIC: &str = "# kluis key file v1: keep it secret, keep a backup (docs/FORMAT.md)";
+/// First line of every v1 break-glass key file (§6.5).
+pub const BREAK_GLASS_FILE_MAGIC: &str = "# kluis break-glass key v1: keep it offline, keep a backup (docs/FORMAT.md)";
+/// Bech32 human-readable part of a break-glass secret line, written upper-case (§6.5).
+pub const HRP_BREAK_GLASS_SECRET: &str = "kluis-break-glass-key-";
+/// HMAC prefix of a break-glass key file's MAC (§6.5).
+pub const LABEL_BREAK_GLASS_FILE_MAC: &[u8] = b"kluis/v1/break-glass-key-file";
 /// Bech32 human-readable part of a plain secret line, written upper-case (§6.2).
 pub const HRP_SECRET: &str = "kluis-secret-key-";
 /// Bech32 human-readable part of a passphrase-protected secret line, written upper-case (§6.3).

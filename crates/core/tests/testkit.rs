@@ -115,7 +115,13 @@ fn key_files() {
         let result = KeyFile::parse(&c.bytes("key-file")).and_then(|f| f.unlock(pass.as_ref()));
         c.check(result, |u| {
             assert_eq!(u.info().public.fingerprint(), Fingerprint::parse(c.get("fingerprint")).unwrap(), "{}", c.name);
-            assert_eq!(u.info().label, "Dr A. Jansen");
+            let label = c.fields.get("label").map_or("Dr A. Jansen", String::as_str);
+            assert_eq!(u.info().label, label);
+            let break_glass = u.break_glass_secret();
+            assert_eq!(break_glass.is_some(), u.info().kind == kluis_core::keyfile::KeyFileKind::BreakGlass);
+            if let Some(bg) = break_glass {
+                assert_eq!(bg.public_key(), u.info().public);
+            }
         });
     });
     assert!(counts["ok"] >= 4 && counts["bad-checksum"] >= 1 && counts["key-file-mac"] >= 5, "{counts:?}");

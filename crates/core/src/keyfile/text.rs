@@ -7,12 +7,10 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::protect::Protected;
-use super::{KeyFile, KeyFileInfo, SecretLine, check_label};
+use super::{KeyFile, KeyFileInfo, KeyFileKind, SecretLine, check_label};
 use crate::error::{Error, Result};
 use crate::secret::{PublicKey, VaultSecret};
-use crate::spec::{
-    HASH_BYTES, HRP_BREAK_GLASS, HRP_PROTECTED, HRP_PUBLIC, HRP_SECRET, KEY_BYTES, KEY_FILE_MAGIC, MAX_KEY_FILE_BYTES,
-};
+use crate::spec::{HASH_BYTES, HRP_BREAK_GLASS, HRP_PROTECTED, HRP_PUBLIC, KEY_BYTES, MAX_KEY_FILE_BYTES};
 
 const CREATED: &str = "# created: ";
 const LABEL: &str = "# label: ";
@@ -70,13 +68,13 @@ fn public_key_from(s: &str, prefix: &str, line: usize) -> Result<PublicKey> {
     Ok(PublicKey(arr))
 }
 
-/// The public-key line's value.
-pub(crate) fn public_key_text(pk: &PublicKey) -> Result<String> {
+/// A vault public key as written in a key file: `kluispub1…` (FORMAT.md §6.2).
+pub fn public_key_text(pk: &PublicKey) -> Result<String> {
     bech32_encode(HRP_PUBLIC, &pk.0, false)
 }
 
-/// The break-glass line's value.
-pub(crate) fn break_glass_text(pk: &PublicKey) -> Result<String> {
+/// A break-glass public key as written in key files: `kluisbg1…` (FORMAT.md §6.2).
+pub fn break_glass_text(pk: &PublicKey) -> Result<String> {
     bech32_encode(HRP_BREAK_GLASS, &pk.0, false)
 }
 
@@ -106,17 +104,17 @@ pub(crate) fn write(info: &KeyFileInfo, secret: &SecretLine, mac: &[u8; HASH_BYT
         out.push_str(value);
         out.push('\n');
     };
-    line(KEY_FILE_MAGIC, "");
+    line(info.kind.magic(), "");
     line(CREATED, &timestamp_text(info.created)?);
     line(LABEL, &info.label);
-    line(PUBLIC, &public_key_text(&info.public)?);
+    line(PUBLIC, &bech32_encode(info.kind.public_hrp(), &info.public.0, false)?);
     line(FINGERPRINT, &info.public.fingerprint().to_string());
     if let Some(bg) = &info.break_glass {
         line(BREAK_GLASS, &break_glass_text(bg)?);
     }
     line(MAC, &data_encoding::HEXLOWER.encode(mac));
     let secret_text = Zeroizing::new(match secret {
-        SecretLine::Plain(s) => bech32_encode(HRP_SECRET, s.expose(), true)?,
+        SecretLine::Plain(s) => bech32_encode(info.kind.secret_hrp(), s.expose(), true)?,
         SecretLine::Protected(p) => bech32_encode(HRP_PROTECTED, &p.to_bytes(), true)?,
     });
     line(&secret_text, "");
@@ -154,21 +152,25 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<KeyFile> {
     }
     let text = core::str::from_utf8(bytes).map_err(|_| syntax(0, "not UTF-8 text"))?;
     let lines = lines(text)?;
-    let mut at = 0;
-    let magic = field(&lines, &mut at, KEY_FILE_MAGIC, "not a kluis key file (first line)")?;
-    if !magic.is_empty() {
-        return Err(syntax(1, "not a kluis key file (first line)"));
-    }
+    let kind = match lines.first() {
+        Some(l) if *l == KeyFileKind::Vault.magic() => KeyFileKind::Vault,
+        Some(l) if *l == KeyFileKind::BreakGlass.magic() => KeyFileKind::BreakGlass,
+        _ => return Err(syntax(1, "not a kluis key file of a version this program reads (first line)")),
+    };
+    let mut at = 1;
     let created = parse_timestamp(field(&lines, &mut at, CREATED, "expected '# created: '")?, at)?;
     let label = field(&lines, &mut at, LABEL, "expected '# label: '")?;
     check_label(label)
         .map_err(|_| syntax(at, "a label has 1 to 64 characters, no control characters, no outer spaces"))?;
-    let public = public_key_from(field(&lines, &mut at, PUBLIC, "expected '# public key: '")?, HRP_PUBLIC, at)?;
+    let public = public_key_from(field(&lines, &mut at, PUBLIC, "expected '# public key: '")?, kind.public_hrp(), at)?;
     let fp = field(&lines, &mut at, FINGERPRINT, "expected '# fingerprint: '")?;
     if fp != public.fingerprint().to_string() {
         return Err(syntax(at, "the fingerprint does not match the public key"));
     }
     let break_glass = match lines.get(at).and_then(|l| l.strip_prefix(BREAK_GLASS)) {
+        Some(_) if kind == KeyFileKind::BreakGlass => {
+            return Err(syntax(at + 1, "a break-glass key file carries no break-glass key line"));
+        }
         Some(v) => {
             at += 1;
             Some(public_key_from(v, HRP_BREAK_GLASS, at)?)
@@ -190,7 +192,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<KeyFile> {
             other => other,
         })?)
     } else {
-        let data = bech32_decode(secret_line, HRP_SECRET, true, at)?;
+        let data = bech32_decode(secret_line, kind.secret_hrp(), true, at)?;
         let mut arr = [0u8; KEY_BYTES];
         if data.len() != KEY_BYTES {
             return Err(syntax(at, "the secret has 32 bytes"));
@@ -203,7 +205,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<KeyFile> {
     if at != lines.len() {
         return Err(syntax(at + 1, "unexpected text after the secret line"));
     }
-    Ok(KeyFile { info: KeyFileInfo { created, label: label.to_owned(), public, break_glass }, secret, mac })
+    Ok(KeyFile { info: KeyFileInfo { kind, created, label: label.to_owned(), public, break_glass }, secret, mac })
 }
 
 /// Parses a public key as written in a key file (`kluispub1…` or `kluisbg1…`).
