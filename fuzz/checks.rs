@@ -48,3 +48,14 @@ pub fn key_file(data: &[u8]) {
         panic!("accepted a key file that does not write back identically");
     }
 }
+
+pub fn paper(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(file) = kluis_core::paper::decode(text) else { return };
+    // Whatever is accepted encodes back to groups that decode to the same key.
+    let again = kluis_core::paper::decode(&kluis_core::paper::encode(&file).join(" "))
+        .unwrap_or_else(|e| panic!("an accepted paper backup does not round-trip: {e}"));
+    if again.secret() != file.secret() || again.info() != file.info() {
+        panic!("an accepted paper backup re-encodes to another key");
+    }
+}

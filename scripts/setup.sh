@@ -52,5 +52,6 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
     cargo install -q wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
 fi
 
-# 4. Headless Chromium and its WebDriver for the browser tests.
-apt_install chromium chromium-driver
+# 4. Headless Chromium and its WebDriver for the browser tests, and the stock `age` binary that
+#    kluis-keys' tests use to prove its backups open without kluis.
+apt_install chromium chromium-driver age

@@ -64,6 +64,15 @@ pub enum Error {
     /// The secret line's Bech32 checksum fails: a typo or damage.
     #[error("key file: the secret line's checksum is wrong (a typo or a damaged file)")]
     BadChecksum,
+    /// A paper-backup group's check character does not match: a typo in that group.
+    #[error("group {group} of the paper backup has a typo")]
+    PaperTypo {
+        /// 1-based group number.
+        group: usize,
+    },
+    /// Every group checks, but the whole does not: groups were swapped, dropped or repeated.
+    #[error("the paper backup's final checksum does not match (a group is missing, repeated or out of order)")]
+    PaperChecksum,
     /// A fingerprint string is not 32 base32 characters.
     #[error("not a fingerprint: {0}")]
     BadFingerprint(&'static str),
@@ -142,6 +151,8 @@ impl Error {
             Error::KeyFileSyntax { .. } => "key-file-syntax",
             Error::BadChecksum => "bad-checksum",
             Error::BadFingerprint(_) => "bad-fingerprint",
+            Error::PaperTypo { .. } => "paper-typo",
+            Error::PaperChecksum => "paper-checksum",
             Error::FingerprintMismatch => "fingerprint-mismatch",
             Error::KdfParams(_) => "kdf-params",
             Error::WeakPassphrase(_) => "weak-passphrase",

@@ -28,7 +28,7 @@ use crate::passphrase::{Passphrase, StrongPassphrase};
 use crate::secret::{PublicKey, VaultSecret};
 use crate::spec::{
     BREAK_GLASS_FILE_MAGIC, FORMAT_VERSION, HASH_BYTES, HRP_BREAK_GLASS, HRP_BREAK_GLASS_SECRET, HRP_PUBLIC,
-    HRP_SECRET, KEY_FILE_MAGIC, LABEL_BREAK_GLASS_FILE_MAC, LABEL_KEY_FILE_MAC, MAX_LABEL_CHARS,
+    HRP_SECRET, KEY_FILE_MAGIC, LABEL_BREAK_GLASS_FILE_MAC, LABEL_KEY_FILE_MAC, MAX_LABEL_BYTES, MAX_LABEL_CHARS,
 };
 
 pub use protect::KdfParams;
@@ -125,8 +125,8 @@ impl core::fmt::Debug for UnlockedKeyFile {
 
 fn check_label(label: &str) -> Result<()> {
     let n = label.chars().count();
-    if n == 0 || n > MAX_LABEL_CHARS {
-        return Err(Error::InvalidArgument("a label has 1 to 64 characters"));
+    if n == 0 || n > MAX_LABEL_CHARS || label.len() > MAX_LABEL_BYTES {
+        return Err(Error::InvalidArgument("a label has 1 to 64 characters (at most 255 bytes)"));
     }
     if label.chars().any(char::is_control) || label.trim() != label {
         return Err(Error::InvalidArgument("a label has no control characters and no leading or trailing spaces"));

@@ -23,6 +23,7 @@ pub mod keyfile;
 mod mac;
 pub mod manifest;
 mod padding;
+pub mod paper;
 pub mod passphrase;
 mod secret;
 pub mod spec;

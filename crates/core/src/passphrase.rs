@@ -80,7 +80,8 @@ impl StrongPassphrase {
         Ok(StrongPassphrase(passphrase))
     }
 
-    pub(crate) fn passphrase(&self) -> &Passphrase {
+    /// The passphrase (for a second layer such as an age backup).
+    pub fn passphrase(&self) -> &Passphrase {
         &self.0
     }
 }

@@ -122,8 +122,18 @@ pub const ARGON2_MIN_P: u32 = 1;
 pub const ARGON2_MAX_P: u32 = 4;
 /// Longest label, in characters (§6.1).
 pub const MAX_LABEL_CHARS: usize = 64;
+/// Longest label, in UTF-8 bytes, so its length fits one byte in the paper backup (§6.1, §7).
+pub const MAX_LABEL_BYTES: usize = 255;
 /// Largest key file a parser reads, checked before anything is parsed (§6.1).
 pub const MAX_KEY_FILE_BYTES: usize = 4096;
+/// Version byte of the paper-backup payload (§7).
+pub const PAPER_VERSION: u8 = 1;
+/// SHA-256 prefix of a paper group's check character (§7).
+pub const LABEL_PAPER_GROUP: &[u8] = b"kluis/v1/paper-group";
+/// Data characters per paper group; a check character follows each group (§7).
+pub const PAPER_GROUP_DATA_CHARS: usize = 4;
+/// Bytes of the paper payload's final checksum (§7).
+pub const PAPER_CHECKSUM_BYTES: usize = 4;
 /// Shortest passphrase accepted when protecting a key file, in characters (§6.3).
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
 /// Lowest acceptable strength score, zxcvbn scale 0..=4 (§6.3).

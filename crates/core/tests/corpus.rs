@@ -39,3 +39,8 @@ fn manifest_seeds() {
 fn key_file_seeds() {
     assert!(replay("key_file", checks::key_file) >= 25);
 }
+
+#[test]
+fn paper_seeds() {
+    assert!(replay("paper", checks::paper) >= 3);
+}

@@ -169,3 +169,67 @@ fn every_bit_of_a_manifest_is_protected() {
     let (_, next) = head.prepare_update(&h.notes, changes, 6).unwrap();
     every_bit_flip_is_refused("manifest", &next.encode(), |b| verify(b, &h.notes, None, &[]).is_ok());
 }
+
+mod paper_backup {
+    use super::*;
+    use kluis_core::{Error, paper};
+
+    fn file(seed: u8, label: &str, bg: bool) -> UnlockedKeyFile {
+        let bg =
+            bg.then(|| kluis_core::escrow::BreakGlassSecret::generate_with_rng(&mut rng(seed ^ 0x55)).public_key());
+        UnlockedKeyFile::new(VaultSecret::generate_with_rng(&mut rng(seed)), label, u64::from(seed) * 1_000_003, bg)
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn round_trips_for_any_label(seed in any::<u8>(), label in "[\\PC]{1,64}", bg in any::<bool>(), lower in any::<bool>()) {
+            prop_assume!(label.trim() == label && label.len() <= 255 && !label.chars().any(char::is_control));
+            let f = file(seed, &label, bg);
+            let mut typed = paper::encode(&f).join(" - ");
+            if lower {
+                typed = typed.to_lowercase();
+            }
+            let back = paper::decode(&typed).unwrap();
+            prop_assert_eq!(back.secret(), f.secret());
+            prop_assert_eq!(back.info(), f.info());
+            prop_assert_eq!(back.to_text().unwrap(), f.to_text().unwrap());
+        }
+
+        #[test]
+        fn a_single_changed_character_is_never_accepted(seed in any::<u8>(), pos in any::<prop::sample::Index>(), to in 0u8..32) {
+            let f = file(seed, "Dr A. Jansen", true);
+            let groups = paper::encode(&f);
+            let mut chars: Vec<u8> = groups.concat().into_bytes();
+            let i = pos.index(chars.len());
+            let new = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(to)];
+            prop_assume!(chars[i] != new);
+            chars[i] = new;
+            match paper::decode(std::str::from_utf8(&chars).unwrap()) {
+                Err(Error::PaperTypo { group }) => prop_assert_eq!(group, i / paper::GROUP_CHARS + 1),
+                Err(Error::PaperChecksum) => {} // the 1-in-32 case where the group check collides
+                other => prop_assert!(false, "accepted or misreported: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn swapped_dropped_or_repeated_groups_are_refused() {
+        let f = file(9, "Dr A. Jansen", false);
+        let g = paper::encode(&f);
+        let mut swapped = g.to_vec();
+        swapped.swap(2, 3);
+        assert!(matches!(paper::decode(&swapped.join(" ")), Err(Error::PaperTypo { group: 3 | 4 })));
+        let dropped: Vec<_> = g.iter().enumerate().filter(|(i, _)| *i != 5).map(|(_, s)| s.clone()).collect();
+        assert!(paper::decode(&dropped.join(" ")).is_err());
+        let mut repeated = g.to_vec();
+        repeated.push(g.last().unwrap().clone());
+        assert!(paper::decode(&repeated.join(" ")).is_err());
+        // Row numbers as printed are ignored.
+        let rows: Vec<String> =
+            g.chunks(6).enumerate().map(|(r, c)| format!("{:>2}.  {}", r + 1, c.join("  "))).collect();
+        assert_eq!(paper::decode(&rows.join("\n")).unwrap().secret(), f.secret());
+    }
+}
