@@ -336,3 +336,50 @@ fn the_stock_age_binary_restores_a_backup() {
     assert!(status.success(), "age -d failed: {}", String::from_utf8_lossy(&seen));
     assert_eq!(d.read("restored.kluis"), d.read("k.kluis"));
 }
+
+/// Drives a command under `script` (a pseudo-terminal): waits for each prompt, then answers it.
+fn on_terminal(dir: &Dir, args: &str, answers: &[(&str, &str)]) -> (bool, String) {
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_kluis-keys"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir.0.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) must be installed");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    for (prompt, answer) in answers {
+        while !String::from_utf8_lossy(&seen).contains(prompt) {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "exited before asking {prompt:?}: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen.clear();
+        child.stdin.as_mut().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    (child.wait().unwrap().success(), rest)
+}
+
+#[test]
+fn passphrases_are_asked_on_the_terminal_hidden_and_twice() {
+    let d = Dir::new();
+    let (ok, out) =
+        on_terminal(&d, "generate --out k.kluis --passphrase", &[("New passphrase", PASS), ("Type it again", PASS)]);
+    assert!(ok, "{out}");
+    assert!(!out.contains(PASS), "the passphrase must not be echoed");
+    let (ok, out) = on_terminal(&d, "inspect k.kluis --verify", &[("Passphrase of", PASS)]);
+    assert!(ok && out.contains("(verified)"), "{out}");
+    // Two different answers are refused, and nothing is written.
+    let (ok, out) = on_terminal(
+        &d,
+        "generate --out j.kluis --passphrase",
+        &[("New passphrase", PASS), ("Type it again", BACKUP_PASS)],
+    );
+    assert!(!ok && out.contains("differ"), "{out}");
+    assert!(!d.p("j.kluis").exists());
+}
