@@ -358,6 +358,10 @@ fn on_terminal(dir: &Dir, args: &str, answers: &[(&str, &str)]) -> (bool, String
             seen.extend_from_slice(&buf[..n]);
         }
         seen.clear();
+        // A person answers well after the prompt appears; the program turns echo off just after
+        // printing it, so answering within microseconds would race that (the test's, not the
+        // program's, problem).
+        std::thread::sleep(std::time::Duration::from_millis(300));
         child.stdin.as_mut().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
     }
     let mut rest = String::new();
