@@ -387,3 +387,37 @@ fn passphrases_are_asked_on_the_terminal_hidden_and_twice() {
     assert!(!ok && out.contains("differ"), "{out}");
     assert!(!d.p("j.kluis").exists());
 }
+
+#[test]
+fn verify_register_and_escrow_refuse_what_does_not_fit() {
+    let d = Dir::new();
+    d.ok(&["generate", "--out", "a.kluis"]);
+    d.ok(&["generate", "--out", "b.kluis"]);
+    d.ok(&["backup", "b.kluis", "--paper", "b.html"]);
+    d.ok(&["backup", "b.kluis", "--to", "b.age", "--backup-passphrase-file", "bpass"]);
+    let err = d.fails(&["verify", "a.kluis", "--backup", "b.html"]);
+    assert!(err.contains("does not restore"), "{err}");
+    let err = d.fails(&["verify", "a.kluis", "--backup", "b.age", "--backup-passphrase-file", "bpass"]);
+    assert!(err.contains("does not restore"), "{err}");
+
+    d.ok(&["escrow", "init", "--out", "bg.kluis", "--no-passphrase"]);
+    let before = d.read("bg.kluis");
+    let err = d.fails(&["escrow", "init", "--out", "bg.kluis", "--no-passphrase"]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(d.read("bg.kluis"), before);
+    // A vault key file is not a break-glass public key file.
+    let err = d.fails(&["generate", "--out", "c.kluis", "--escrow", "a.kluis"]);
+    assert!(err.contains("not a kluis break-glass public key file"), "{err}");
+
+    let fp = fingerprint_of(&d.ok(&["generate", "--out", "own.kluis"]));
+    d.ok(&["register", "add", "register.txt", "--label", "Dr B. de Vries", "--fingerprint", &fp.to_lowercase()]);
+    let register = String::from_utf8(d.read("register.txt")).unwrap();
+    assert!(register.starts_with("# kluis key register") && register.contains(&format!("\t{fp}\tDr B. de Vries\n")));
+    let err = d.fails(&["register", "add", "register.txt", "--label", "x", "--fingerprint", "NOT-A-FINGERPRINT"]);
+    assert!(err.contains("--fingerprint"), "{err}");
+    assert_eq!(
+        String::from_utf8(d.read("register.txt")).unwrap(),
+        register,
+        "a refused line leaves the register as it was"
+    );
+}
