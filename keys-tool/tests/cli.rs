@@ -316,38 +316,26 @@ fn the_stock_age_binary_restores_a_backup() {
     d.ok(&["generate", "--out", "k.kluis", "--label", "age interop"]);
     d.ok(&["backup", "k.kluis", "--to", "k.age", "--backup-passphrase-file", "bpass"]);
     let cmd = format!("age -d -o {} {}", d.s("restored.kluis"), d.s("k.age"));
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("`script` (util-linux) and `age` must be installed: scripts/setup.sh installs them");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("passphrase") {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "age exited before asking: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    child.stdin.as_mut().unwrap().write_all(format!("{BACKUP_PASS}\n").as_bytes()).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "age -d failed: {}", String::from_utf8_lossy(&seen));
+    let (ok, out) = on_terminal(&d, &cmd, &[("passphrase", BACKUP_PASS)]);
+    assert!(ok, "age -d failed: {out}");
     assert_eq!(d.read("restored.kluis"), d.read("k.kluis"));
 }
 
-/// Drives a command under `script` (a pseudo-terminal): waits for each prompt, then answers it.
-fn on_terminal(dir: &Dir, args: &str, answers: &[(&str, &str)]) -> (bool, String) {
-    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_kluis-keys"));
+/// Runs `kluis-keys ARGS` on a terminal, answering its prompts.
+fn keys_on_terminal(dir: &Dir, args: &str, answers: &[(&str, &str)]) -> (bool, String) {
+    on_terminal(dir, &format!("{} {args}", env!("CARGO_BIN_EXE_kluis-keys")), answers)
+}
+
+/// Runs a command line under `script` (a pseudo-terminal): waits for each prompt, then answers it.
+fn on_terminal(dir: &Dir, command_line: &str, answers: &[(&str, &str)]) -> (bool, String) {
     let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
+        .args(["-qec", command_line, "/dev/null"])
         .current_dir(dir.0.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("`script` (util-linux) must be installed");
+        .expect("`script` (util-linux) must be installed; scripts/setup.sh installs `age`");
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
@@ -372,14 +360,17 @@ fn on_terminal(dir: &Dir, args: &str, answers: &[(&str, &str)]) -> (bool, String
 #[test]
 fn passphrases_are_asked_on_the_terminal_hidden_and_twice() {
     let d = Dir::new();
-    let (ok, out) =
-        on_terminal(&d, "generate --out k.kluis --passphrase", &[("New passphrase", PASS), ("Type it again", PASS)]);
+    let (ok, out) = keys_on_terminal(
+        &d,
+        "generate --out k.kluis --passphrase",
+        &[("New passphrase", PASS), ("Type it again", PASS)],
+    );
     assert!(ok, "{out}");
     assert!(!out.contains(PASS), "the passphrase must not be echoed");
-    let (ok, out) = on_terminal(&d, "inspect k.kluis --verify", &[("Passphrase of", PASS)]);
+    let (ok, out) = keys_on_terminal(&d, "inspect k.kluis --verify", &[("Passphrase of", PASS)]);
     assert!(ok && out.contains("(verified)"), "{out}");
     // Two different answers are refused, and nothing is written.
-    let (ok, out) = on_terminal(
+    let (ok, out) = keys_on_terminal(
         &d,
         "generate --out j.kluis --passphrase",
         &[("New passphrase", PASS), ("Type it again", BACKUP_PASS)],
