@@ -3,7 +3,8 @@
 //! This crate contains no logic: it converts between JavaScript values and kluis-core types and
 //! hands out opaque handles. The vault secret and the keys derived from it stay in wasm memory,
 //! zeroized on drop; no function returns them to JavaScript. (The browser app that uses this
-//! binding, and the WebCrypto route for bulk decryption, arrive with the browser-app issue.)
+//! binding arrives with the browser-app issue, and with it the WebCrypto route for bulk
+//! decryption, which hands one per-record body key at a time to `crypto.subtle.importKey`.)
 #![warn(missing_docs)]
 
 use wasm_bindgen::prelude::*;
@@ -23,6 +24,9 @@ impl Vault {
         let file = kluis_core::KeyFile::parse(key_file).map_err(|e| JsError::new(&e.to_string()))?;
         let pass = passphrase.map(kluis_core::Passphrase::new);
         let unlocked = file.unlock(pass.as_ref()).map_err(|e| JsError::new(&e.to_string()))?;
+        if unlocked.info().kind != kluis_core::keyfile::KeyFileKind::Vault {
+            return Err(JsError::new("this is the practice's break-glass key, not a practitioner's key file"));
+        }
         Ok(Vault { unlocked })
     }
 
