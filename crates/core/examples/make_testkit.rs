@@ -348,8 +348,9 @@ fn key_files(secret: &VaultSecret, bg: &BreakGlassSecret) {
             ("label", "Practice break-glass key".into()),
         ],
     );
-    // A vault key file dressed up as a break-glass key file (every prefix re-encoded): the MAC,
-    // keyed from the same secret but under another label, refuses it.
+    // A vault key file (without a break-glass line) dressed up as a break-glass key file, every
+    // prefix re-encoded: the MAC input is the same but for its label, which alone refuses it.
+    let nb: Vec<&str> = no_bg.lines().collect();
     let re = |line: &str, from: &str, to: &str, upper: bool| {
         let c = bech32::primitives::decode::CheckedHrpstring::new::<bech32::Bech32>(line).unwrap();
         let data: Vec<u8> = c.byte_iter().collect();
@@ -363,12 +364,12 @@ fn key_files(secret: &VaultSecret, bg: &BreakGlassSecret) {
     };
     let dressed = [
         "# kluis break-glass key v1: keep it offline, keep a backup (docs/FORMAT.md)".to_owned(),
-        lines[1].to_owned(),
-        lines[2].to_owned(),
-        format!("# public key: {}", re(lines[3].strip_prefix("# public key: ").unwrap(), "kluispub", "kluisbg", false)),
-        lines[4].to_owned(),
-        lines[6].to_owned(),
-        re(secret_line, "kluis-secret-key-", "kluis-break-glass-key-", true),
+        nb[1].to_owned(),
+        nb[2].to_owned(),
+        format!("# public key: {}", re(nb[3].strip_prefix("# public key: ").unwrap(), "kluispub", "kluisbg", false)),
+        nb[4].to_owned(),
+        nb[5].to_owned(),
+        re(nb[6], "kluis-secret-key-", "kluis-break-glass-key-", true),
     ]
     .join("\n")
         + "\n";
@@ -579,6 +580,49 @@ fn histories(secret: &VaultSecret) {
     k.write("histories.txt");
 }
 
+fn papers(secret: &VaultSecret, bg: &BreakGlassSecret) {
+    let mut k = Kit::default();
+    k.header("paper backups (docs/FORMAT.md §7); `groups` as typed, `key-file` the restored file's bytes in hex");
+    let vault = UnlockedKeyFile::new(secret.clone(), "Dr A. Jansen", CREATED, Some(bg.public_key())).unwrap();
+    let bgf = UnlockedKeyFile::new_break_glass(bg, "Practice break-glass key", CREATED).unwrap();
+    let g = kluis_core::paper::encode(&vault).to_vec();
+    let case = |k: &mut Kit, name: &str, expect: &str, groups: String, file: Option<&UnlockedKeyFile>| {
+        // Rows are kept on one line in the kit, separated by " | ": decode them as lines.
+        let result = kluis_core::paper::decode(&groups.replace(" | ", "\n"));
+        let got = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        assert_eq!(got, expect, "{name}");
+        let mut f = vec![("groups", groups)];
+        if let Some(file) = file {
+            f.push(("key-file", hex(file.to_text().unwrap().as_bytes())));
+        }
+        k.case(name, expect, &f);
+    };
+    let rows = |g: &[String]| {
+        g.chunks(6).enumerate().map(|(r, c)| format!("{:>2}.  {}", r + 1, c.join("  "))).collect::<Vec<_>>().join(" | ")
+    };
+    case(&mut k, "vault-key-as-printed", "ok", rows(&g), Some(&vault));
+    case(&mut k, "break-glass-key", "ok", kluis_core::paper::encode(&bgf).join(" "), Some(&bgf));
+    case(&mut k, "typed-lower-case-with-dashes", "ok", g.join("-").to_lowercase(), Some(&vault));
+    let mut typo = g.clone();
+    let replacement = if &typo[8][1..2] == "Q" { "R" } else { "Q" };
+    typo[8].replace_range(1..2, replacement);
+    case(&mut k, "typo-in-group-9", "paper-typo", typo.join(" "), None);
+    let mut swapped = g.clone();
+    swapped.swap(10, 11);
+    case(&mut k, "groups-swapped", "paper-typo", swapped.join(" "), None);
+    let digit: String = g.join(" ").replacen(|c: char| c.is_ascii_uppercase(), "0", 1);
+    case(&mut k, "digit-zero-typed", "paper-typo", digit, None);
+    case(&mut k, "character-missing", "malformed", g.join(" ")[1..].to_owned(), None);
+    case(&mut k, "empty", "malformed", String::new(), None);
+    let mut last_dropped = g.clone();
+    last_dropped.pop();
+    case(&mut k, "last-group-dropped", "paper-checksum", last_dropped.join(" "), None);
+    k.write("papers.txt");
+}
+
 fn main() {
     let secret = VaultSecret::generate_with_rng(&mut rng(1));
     let bg = BreakGlassSecret::generate_with_rng(&mut rng(10));
@@ -587,4 +631,5 @@ fn main() {
     manifests(&secret);
     escrows(&secret, &bg);
     histories(&secret);
+    papers(&secret, &bg);
 }

@@ -28,7 +28,8 @@ use crate::passphrase::{Passphrase, StrongPassphrase};
 use crate::secret::{PublicKey, VaultSecret};
 use crate::spec::{
     BREAK_GLASS_FILE_MAGIC, FORMAT_VERSION, HASH_BYTES, HRP_BREAK_GLASS, HRP_BREAK_GLASS_SECRET, HRP_PUBLIC,
-    HRP_SECRET, KEY_FILE_MAGIC, LABEL_BREAK_GLASS_FILE_MAC, LABEL_KEY_FILE_MAC, MAX_LABEL_BYTES, MAX_LABEL_CHARS,
+    HRP_SECRET, KEY_FILE_MAGIC, LABEL_BREAK_GLASS_FILE_MAC, LABEL_KEY_FILE_MAC, MAX_CREATED_SECS, MAX_LABEL_BYTES,
+    MAX_LABEL_CHARS,
 };
 
 pub use protect::KdfParams;
@@ -123,6 +124,13 @@ impl core::fmt::Debug for UnlockedKeyFile {
     }
 }
 
+fn check_created(created: u64) -> Result<()> {
+    if created > MAX_CREATED_SECS {
+        return Err(Error::InvalidArgument("the creation time is after the year 9999"));
+    }
+    Ok(())
+}
+
 fn check_label(label: &str) -> Result<()> {
     let n = label.chars().count();
     if n == 0 || n > MAX_LABEL_CHARS || label.len() > MAX_LABEL_BYTES {
@@ -134,13 +142,14 @@ fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-/// HMAC-SHA256(key_file_mac_key, "kluis/v1/key-file" ‖ u8 version ‖ u64 created ‖ u16 label
-/// length ‖ label ‖ u8 has-break-glass ‖ break-glass key) (FORMAT.md §6.4).
+/// HMAC-SHA256(key_file_mac_key, kind label ‖ u8 version ‖ u64 created ‖ u16 label
+/// length ‖ label ‖ u8 has-break-glass ‖ break-glass key) (FORMAT.md §6.4, §6.5); the kind
+/// label is "kluis/v1/key-file" or "kluis/v1/break-glass-key-file".
 // The format version is a single byte by definition (FORMAT.md §6.4).
 #[allow(clippy::cast_possible_truncation)]
 fn compute_mac(hierarchy: &KeyHierarchy, info: &KeyFileInfo) -> [u8; HASH_BYTES] {
     let label = info.label.as_bytes();
-    // Labels are at most 64 characters, so at most 256 bytes.
+    // Labels are at most 255 bytes (MAX_LABEL_BYTES).
     let label_len = u16::try_from(label.len()).unwrap_or(u16::MAX);
     let mut m = Hmac256::new(&hierarchy.key_file_mac);
     m.update(info.kind.mac_label())
@@ -204,6 +213,7 @@ impl UnlockedKeyFile {
     /// A new key file for `secret`.
     pub fn new(secret: VaultSecret, label: &str, created: u64, break_glass: Option<PublicKey>) -> Result<Self> {
         check_label(label)?;
+        check_created(created)?;
         let info = KeyFileInfo {
             kind: KeyFileKind::Vault,
             created,
@@ -217,6 +227,7 @@ impl UnlockedKeyFile {
     /// A new break-glass key file (FORMAT.md §6.5) for the practice's break-glass secret.
     pub fn new_break_glass(secret: &crate::escrow::BreakGlassSecret, label: &str, created: u64) -> Result<Self> {
         check_label(label)?;
+        check_created(created)?;
         let secret = VaultSecret::from_bytes(*secret.to_bytes());
         let info = KeyFileInfo {
             kind: KeyFileKind::BreakGlass,

@@ -124,6 +124,8 @@ pub const ARGON2_MAX_P: u32 = 4;
 pub const MAX_LABEL_CHARS: usize = 64;
 /// Longest label, in UTF-8 bytes, so its length fits one byte in the paper backup (§6.1, §7).
 pub const MAX_LABEL_BYTES: usize = 255;
+/// Latest creation time a key file can state: 9999-12-31T23:59:59Z, the last RFC 3339 year (§6.1).
+pub const MAX_CREATED_SECS: u64 = 253_402_300_799;
 /// Largest key file a parser reads, checked before anything is parsed (§6.1).
 pub const MAX_KEY_FILE_BYTES: usize = 4096;
 /// Version byte of the paper-backup payload (§7).

@@ -176,3 +176,15 @@ fn histories() {
     });
     assert!(counts["ok"] == 1 && counts["broken-chain"] >= 4, "{counts:?}");
 }
+
+#[test]
+fn papers() {
+    let counts = run("papers", include_str!("testkit/papers.txt"), |c| {
+        // Rows are written on one line in the kit, separated by " | ".
+        let typed = c.get("groups").replace(" | ", "\n");
+        c.check(kluis_core::paper::decode(&typed), |file| {
+            assert_eq!(file.to_text().unwrap().as_bytes(), c.bytes("key-file").as_slice(), "{}", c.name);
+        });
+    });
+    assert!(counts["ok"] == 3 && counts["paper-typo"] >= 3 && counts["paper-checksum"] == 1, "{counts:?}");
+}

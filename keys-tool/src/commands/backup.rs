@@ -1,4 +1,5 @@
-//! backup, restore, verify.
+//! backup, restore, verify. Backup files are age v1 files with one scrypt recipient whose
+//! plaintext is the key file's bytes (FORMAT.md §8).
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
@@ -32,9 +33,15 @@ fn age_decrypt(path: &Path, ciphertext: &[u8], src: Source<'_>) -> Result<Zeroiz
         ));
     }
     let pass = prompt::existing(src, &format!("the backup {}", path.display()))?;
-    let identity = age::scrypt::Identity::new(age::secrecy::SecretString::from(pass.expose().to_owned()));
+    let mut identity = age::scrypt::Identity::new(age::secrecy::SecretString::from(pass.expose().to_owned()));
+    // Accept backups made on a faster machine: up to 2^22 scrypt work (a few seconds here).
+    identity.set_max_work_factor(22);
     let out = prompt::with_spinner("decrypting the backup (scrypt)…", || age::decrypt(&identity, ciphertext));
     out.map(Zeroizing::new).map_err(|e| match e {
+        age::DecryptError::ExcessiveWork { .. } => fail(
+            format!("{}: the backup asks for more scrypt work than kluis-keys allows", path.display()),
+            "It was made with unusual settings; open it with `age -d` and restore from the result.",
+        ),
         age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => fail(
             format!("{}: wrong passphrase, or the backup was altered", path.display()),
             "Check the backup's passphrase.",

@@ -29,7 +29,8 @@ fn pub_text(label: &str, pk: &PublicKey) -> Result<String> {
     Ok(format!("{PUB_MAGIC}\n# label: {label}\n# fingerprint: {}\n{}\n", pk.fingerprint(), break_glass_text(pk)?))
 }
 
-/// Reads a break-glass public-key file: its key line, checked against its fingerprint line.
+/// Reads a break-glass public-key file (FORMAT.md §6.6): exactly one `kluisbg1…` key line and
+/// one fingerprint line, which must match it.
 pub(crate) fn read_public(path: &Path) -> Result<PublicKey> {
     let bytes = read_small(path)?;
     let bad = || {
@@ -48,16 +49,19 @@ pub(crate) fn read_public(path: &Path) -> Result<PublicKey> {
     let mut key = None;
     for line in lines {
         if let Some(fp) = line.strip_prefix("# fingerprint: ") {
-            fingerprint = Some(fp.to_owned());
+            if fingerprint.replace(fp.to_owned()).is_some() {
+                return Err(bad());
+            }
         } else if !line.starts_with('#') && !line.trim().is_empty() {
-            if key.is_some() {
+            // Only a break-glass key (kluisbg1…), never a practitioner's public key.
+            if key.is_some() || !line.trim().starts_with("kluisbg1") {
                 return Err(bad());
             }
             key = Some(parse_public_key(line).map_err(|_| bad())?);
         }
     }
-    let key = key.ok_or_else(bad)?;
-    if fingerprint.is_some_and(|fp| fp != key.fingerprint().to_string()) {
+    let (Some(key), Some(fingerprint)) = (key, fingerprint) else { return Err(bad()) };
+    if fingerprint != key.fingerprint().to_string() {
         return Err(fail(
             format!("{}: the fingerprint line does not match the key", path.display()),
             "The file was altered; get the public key file again from the practice admin.",

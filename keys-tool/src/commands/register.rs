@@ -11,16 +11,17 @@ use super::{date, now};
 use crate::cli::RegisterAdd;
 use crate::error::fail;
 
-const HEADER: &str = "# kluis key register: date created, fingerprint, label (one key per line)\n";
+const HEADER: &str = "# kluis key register: date recorded, fingerprint, label (one key per line)\n";
 
 /// Appends one key to the register, creating it with a header if needed.
 pub(crate) fn append(path: &Path, label: &str, fp: &Fingerprint) -> Result<()> {
-    if label.contains(['\n', '\r', '\t']) {
-        return Err(fail("a label may not contain tabs or line breaks", "Use a single line."));
+    let n = label.chars().count();
+    if n == 0 || n > 64 || label.chars().any(char::is_control) || label.trim() != label {
+        return Err(fail("a label has 1 to 64 characters, no tabs or line breaks", "Use a short single-line name."));
     }
     let cannot =
         |e: std::io::Error| fail(format!("cannot write the register {}: {e}", path.display()), "Check the path.");
-    let new = !path.exists();
+    let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
     let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(cannot)?;
     let day = date(now()).get(..10).unwrap_or_default().to_owned();
     let line = format!("{}{day}\t{fp}\t{label}\n", if new { HEADER } else { "" });

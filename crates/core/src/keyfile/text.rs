@@ -160,8 +160,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<KeyFile> {
     let mut at = 1;
     let created = parse_timestamp(field(&lines, &mut at, CREATED, "expected '# created: '")?, at)?;
     let label = field(&lines, &mut at, LABEL, "expected '# label: '")?;
-    check_label(label)
-        .map_err(|_| syntax(at, "a label has 1 to 64 characters, no control characters, no outer spaces"))?;
+    check_label(label).map_err(|_| {
+        syntax(at, "a label has 1 to 64 characters (at most 255 bytes), no control characters, no outer spaces")
+    })?;
     let public = public_key_from(field(&lines, &mut at, PUBLIC, "expected '# public key: '")?, kind.public_hrp(), at)?;
     let fp = field(&lines, &mut at, FINGERPRINT, "expected '# fingerprint: '")?;
     if fp != public.fingerprint().to_string() {
