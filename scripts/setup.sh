@@ -24,6 +24,7 @@ apt_install() {
 # 1. The native toolchain (rustup's stable) with rustfmt and clippy, and a C compiler.
 command -v cargo >/dev/null || { say "rustup is required: https://rustup.rs"; exit 1; }
 command -v cc >/dev/null || apt_install build-essential
+command -v curl >/dev/null || apt_install curl
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 

@@ -1,14 +1,97 @@
-//! `kluis-server`: filled in by the server issue (accounts, sessions, ciphertext store on sled,
-//! HTTPS). Until then it states what it is and exits, so the README's run command tells the
-//! truth about what is built.
+//! `kluis-server serve`: HTTPS on 127.0.0.1:8443 by default, the record stores in `./kluis-data`.
+//!
+//! Accounts, sign-in and the record-store API arrive in the next steps of the server issue; this
+//! binary already serves HTTPS with the security headers, opens both stores, and shuts down
+//! gracefully with a final flush.
 
-use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "kluis-server {}: the server is not built yet (kluis-core is). \
-         See README.md for what works today.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+use anyhow::{Context, Result};
+use clap::Parser;
+use kluis_server::config::{Cli, Command, Serve};
+use kluis_server::http::{AppState, app};
+use kluis_server::store::Store;
+use kluis_server::tls;
+
+/// How long in-flight requests may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+}
+
+async fn serve(opts: Serve) -> Result<()> {
+    std::fs::create_dir_all(&opts.data).with_context(|| format!("creating {}", opts.data.display()))?;
+    let notes = Store::open(&opts.notes_dir()).context("opening the notes store")?;
+    let identities = Store::open(&opts.identities_dir()).context("opening the identities store")?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (config, dev) = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(c), Some(k)) => (axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await?, None),
+        _ => {
+            let (cert, key, made) = tls::dev_certificate(&opts.data)?;
+            (axum_server::tls_rustls::RustlsConfig::from_pem(cert, key).await?, Some(made))
+        }
+    };
+    let handle = axum_server::Handle::new();
+    let listener = std::net::TcpListener::bind(opts.listen).with_context(|| format!("listening on {}", opts.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let app = app(AppState { notes: notes.clone(), identities: identities.clone() });
+    let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone()).serve(app.into_make_service());
+    let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+    eprintln!("kluis is running: https://{host}:{}/  (health: https://{host}:{}/api/health)", addr.port(), addr.port());
+    eprintln!("  data: {}   identities: {}", opts.notes_dir().display(), opts.identities_dir().display());
+    if let Some(made) = dev {
+        let (cert, _) = tls::dev_paths(&opts.data);
+        eprintln!(
+            "  TLS: a development certificate{} at {} (your browser will warn until you trust it;",
+            if made { " was made" } else { "" },
+            cert.display()
+        );
+        eprintln!("  use --tls-cert/--tls-key for a real one).");
+    }
+    eprintln!("  Accounts and sign-in are not built yet: the server stores nothing for users so far.");
+    eprintln!("  Stop with Ctrl-C.");
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown_signal().await;
+            eprintln!("kluis: shutting down…");
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        }
+    });
+    server.await?;
+    notes.flush().await?;
+    identities.flush().await?;
+    eprintln!("kluis: stopped; everything is on disk.");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "kluis_server=info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(opts) => runtime.block_on(serve(opts)),
+    }
 }

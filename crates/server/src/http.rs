@@ -1,0 +1,72 @@
+//! The HTTP layer: routes, security headers on every response, body limits, JSON problems.
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::store::Store;
+
+/// Largest request body on any route (a save of a few notes; bulk uploads get their own limit).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The strict Content-Security-Policy (security-anchors §2.7): scripts only from this origin,
+/// WebAssembly allowed without `eval`, nothing inline.
+pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self'; \
+style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; \
+require-trusted-types-for 'script'";
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The notes vaults.
+    pub notes: Store,
+    /// The identities vaults, stored apart.
+    pub identities: Store,
+}
+
+/// A JSON problem body (RFC 9457) with a status.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = format!(r#"{{"status":{},"title":"{}"}}"#, self.status.as_u16(), self.title);
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+async fn health() -> Json<&'static str> {
+    Json("ok")
+}
+
+async fn not_found() -> Problem {
+    Problem { status: StatusCode::NOT_FOUND, title: "not found" }
+}
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// The application: every route, wrapped in the security headers and the body limit.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header_layer(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))
+        .layer(header_layer(HeaderName::from_static("cross-origin-embedder-policy"), "require-corp"))
+        .layer(header_layer(HeaderName::from_static("cross-origin-resource-policy"), "same-origin"))
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+}

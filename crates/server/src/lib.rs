@@ -1,0 +1,10 @@
+//! kluis-server: stores only ciphertext, over HTTPS.
+//!
+//! **Architecture invariant:** this is the only crate that knows about HTTP and sled. No code
+//! path here can decrypt a record: the server holds no vault key and parses no envelope.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,94 @@
+//! The real server: HTTPS on a loopback port with a development certificate, the security
+//! headers on every response, and a graceful shutdown that flushes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use kluis_server::http::{AppState, CSP, app};
+use kluis_server::store::Store;
+use tower::ServiceExt;
+
+fn state(dir: &std::path::Path) -> AppState {
+    AppState { notes: Store::open(&dir.join("n")).unwrap(), identities: Store::open(&dir.join("i")).unwrap() }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, status) in [
+        ("/api/health", StatusCode::OK),
+        ("/../../etc/passwd", StatusCode::NOT_FOUND),
+        ("/api/nope", StatusCode::NOT_FOUND),
+    ] {
+        let res = app(state(dir.path())).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        let h = res.headers();
+        assert_eq!(h["content-security-policy"], CSP);
+        assert!(CSP.contains("'wasm-unsafe-eval'") && !CSP.contains("unsafe-inline") && !CSP.contains("'unsafe-eval'"));
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-embedder-policy", "require-corp"),
+            ("cross-origin-resource-policy", "same-origin"),
+            ("cache-control", "no-store"),
+            ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+        ] {
+            assert_eq!(h[name], value, "{path}: {name}");
+        }
+        if status == StatusCode::NOT_FOUND {
+            assert_eq!(h["content-type"], "application/problem+json");
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], br#"{"status":404,"title":"not found"}"#);
+        }
+    }
+    // A dropped store handle must release sled's lock before the next test reopens it.
+    drop(dir);
+}
+
+/// Starts the binary on port 0 over HTTPS, asks it with curl, and stops it with SIGTERM.
+#[test]
+fn the_binary_serves_https_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kluis-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().find(|w| w.starts_with("https://")).unwrap().to_owned();
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.path().join("tls/dev-cert.pem"))
+        .args(["-D", "-", &format!("{url}api/health")])
+        .output()
+        .expect("curl is needed for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("HTTP/2 200") || text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("strict-transport-security") && text.ends_with("\"ok\""), "{text}");
+    // Plain HTTP is not served on the HTTPS port.
+    let plain = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url.replace("https", "http")])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    // SIGTERM: a graceful stop with a final flush, exit status 0.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.iter().any(|l| l.contains("everything is on disk")), "{rest:?}");
+    // The development key is private to its owner.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("tls/dev-key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
