@@ -70,9 +70,15 @@ impl Store {
         })
     }
 
-    /// Waits until every write so far is on disk.
+    /// Waits until every write so far is on disk. Runs sled's blocking `flush` on tokio's
+    /// blocking pool: sled 0.34's `flush_async` routes through sled's own small thread pool and
+    /// was seen to stall for good under many concurrent savers (the store benchmark hung with
+    /// no CPU use). Concurrent flushes share the fsync that is already under way (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|_| StoreError::Io(sled::Error::ReportableBug("flush task failed".into())))??;
         Ok(())
     }
 
