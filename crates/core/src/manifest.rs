@@ -24,7 +24,7 @@ use crate::spec::{
     FORMAT_VERSION, HASH_BYTES, LABEL_MANIFEST_CHAIN, LABEL_MANIFEST_MAC, MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES,
 };
 
-pub use update::ManifestUpdate;
+pub use update::{HeadState, ManifestUpdate};
 pub use verify::{HighWater, VerifiedManifest, verify};
 
 /// A record's state in the manifest.

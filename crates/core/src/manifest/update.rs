@@ -9,7 +9,7 @@ use crate::cbor::Writer;
 use crate::envelope::RecordId;
 use crate::error::{Error, Result};
 use crate::hierarchy::{VaultId, VaultKeys};
-use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES};
+use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_MANIFEST_ENTRIES};
 
 /// What a client sends to save: the new counter, its time, the chain of the state it applies
 /// to, the entries that change, and the MAC of the whole manifest after the change. Same
@@ -73,43 +73,78 @@ impl ManifestUpdate {
     }
 }
 
-impl Manifest {
-    /// Applies an update without keys, as the server does: same vault, counter exactly one
-    /// more, built on this very state (its chain), every changed record's version higher than
-    /// before, and the result within the format's limits. The result carries the update's MAC,
-    /// which only a client can check.
-    pub fn apply(&self, update: &ManifestUpdate) -> Result<Manifest> {
-        if update.vault != self.vault {
+/// What an update is checked against, for a server that stores a manifest's entries apart
+/// rather than as one blob (FORMAT.md §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadState {
+    /// The vault.
+    pub vault: VaultId,
+    /// The current counter.
+    pub counter: u64,
+    /// The current chain.
+    pub chain: Chain,
+    /// How many entries (live and deleted) the manifest lists.
+    pub entry_count: u64,
+}
+
+impl ManifestUpdate {
+    /// Checks this update against the current head without keys, as the server does: same
+    /// vault, counter exactly one more, built on this very state (its chain), at least one
+    /// change, every changed record's version higher than its current one (`current` looks it
+    /// up), and the result within the format's limits. Returns the new entry count.
+    pub fn check_against(&self, head: &HeadState, mut current: impl FnMut(&RecordId) -> Option<Entry>) -> Result<u64> {
+        if self.vault != head.vault {
             return Err(Error::ForeignVault);
         }
-        if self.counter.checked_add(1) != Some(update.counter) {
+        if head.counter.checked_add(1) != Some(self.counter) {
             return Err(Error::BadUpdate("counter is not exactly one more than the current one"));
         }
-        if update.prev_chain != self.chain {
+        if self.prev_chain != head.chain {
             return Err(Error::BadUpdate("the update was made from another state of the vault"));
         }
-        if update.changes.is_empty() {
+        if self.changes.is_empty() {
             return Err(Error::BadUpdate("an update changes at least one record"));
         }
-        let mut next = self.clone();
-        for (id, change) in &update.changes {
-            if let Some(old) = self.entries.get(id) {
-                if change.version <= old.version {
+        let mut count = head.entry_count;
+        for (id, change) in &self.changes {
+            match current(id) {
+                Some(old) if change.version <= old.version => {
                     return Err(Error::BadUpdate("a record's version must increase"));
                 }
+                Some(_) => {}
+                None => count = count.saturating_add(1),
             }
-            next.entries.insert(*id, *change);
         }
-        if next.entries.len() as u64 > MAX_MANIFEST_ENTRIES {
+        // An entry encodes in at most 60 bytes, so the entry limit keeps the whole manifest
+        // within MAX_MANIFEST_BYTES as well.
+        if count > MAX_MANIFEST_ENTRIES {
             return Err(Error::BadUpdate("the vault would hold more records than a manifest may list"));
         }
+        Ok(count)
+    }
+}
+
+impl Manifest {
+    /// The state an update is checked against.
+    pub fn head_state(&self) -> HeadState {
+        HeadState {
+            vault: self.vault,
+            counter: self.counter,
+            chain: self.chain,
+            entry_count: self.entries.len() as u64,
+        }
+    }
+
+    /// Applies an update without keys, as the server does ([`ManifestUpdate::check_against`]).
+    /// The result carries the update's MAC, which only a client can check.
+    pub fn apply(&self, update: &ManifestUpdate) -> Result<Manifest> {
+        update.check_against(&self.head_state(), |id| self.entries.get(id).copied())?;
+        let mut next = self.clone();
+        next.entries.extend(update.changes.iter().map(|(id, e)| (*id, *e)));
         next.counter = update.counter;
         next.saved_at_ms = update.saved_at_ms;
         next.chain = update.next_chain();
         next.mac = update.mac;
-        if next.encode().len() > MAX_MANIFEST_BYTES {
-            return Err(Error::BadUpdate("the manifest would exceed its size limit"));
-        }
         Ok(next)
     }
 }
