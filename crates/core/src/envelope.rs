@@ -123,6 +123,11 @@ impl EnvelopeHash {
     pub fn to_bytes(&self) -> [u8; HASH_BYTES] {
         self.0
     }
+
+    /// Wraps raw bytes (as a store keeps them).
+    pub fn from_bytes(b: [u8; HASH_BYTES]) -> Self {
+        EnvelopeHash(b)
+    }
 }
 
 impl core::fmt::Debug for EnvelopeHash {

@@ -1,19 +1,25 @@
 //! The ciphertext record store on sled, behind a small interface (so a second backend can be
 //! added without touching the HTTP handlers).
 //!
-//! Three trees, all keyed by vault id first:
-//! - `heads`:   vault id → the current manifest (FORMAT.md §4);
+//! Four trees, all keyed by vault id first (the layout is FORMAT.md §9):
+//! - `heads`:   vault id → u64 counter ‖ u64 saved-at ‖ u64 entry count ‖ chain[32] ‖ MAC[32];
+//! - `entries`: vault id ‖ record id → u64 version ‖ u8 live ‖ envelope hash[32] (zeros if deleted);
 //! - `records`: vault id ‖ record id ‖ u64 version → the envelope, immutable once written;
 //! - `updates`: vault id ‖ u64 counter → the save that produced that counter (FORMAT.md §4.4),
 //!   which clients replay to check that a newer manifest descends from theirs.
 //!
-//! A save is one sled transaction over the three trees, compare-and-set on the current head, and
-//! is acknowledged only after `flush` (concurrent savers share flushes). Records are opaque: the
-//! store checks only that each one is the envelope the save's manifest names (its SHA-256).
+//! The manifest is kept as entries, not one blob, so a save writes only what it changes (a
+//! 10,000-record vault's manifest is half a megabyte). A save is one sled transaction over the
+//! four trees with compare-and-set on the head, checked by kluis-core's keyless rules
+//! (`ManifestUpdate::check_against`), and is acknowledged only after `flush` (concurrent savers
+//! share flushes). Records are opaque: the store checks only that each one is the envelope the
+//! save names (its SHA-256).
 
 use std::path::Path;
 
-use kluis_core::manifest::{EntryState, Manifest, ManifestUpdate};
+use std::collections::BTreeMap;
+
+use kluis_core::manifest::{Chain, Entry, EntryState, HeadState, Manifest, ManifestUpdate};
 use kluis_core::{EnvelopeHash, RecordId, VaultId};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Transactional, Tree};
@@ -46,8 +52,87 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     heads: Tree,
+    entries: Tree,
     records: Tree,
     updates: Tree,
+}
+
+/// A head as stored: everything of the manifest but its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    counter: u64,
+    saved_at_ms: u64,
+    entry_count: u64,
+    chain: Chain,
+    mac: [u8; 32],
+}
+
+const HEAD_BYTES: usize = 8 + 8 + 8 + 32 + 32;
+const ENTRY_BYTES: usize = 8 + 1 + 32;
+
+impl Head {
+    fn encode(&self) -> [u8; HEAD_BYTES] {
+        let mut b = [0u8; HEAD_BYTES];
+        let parts: [&[u8]; 5] = [
+            &self.counter.to_be_bytes(),
+            &self.saved_at_ms.to_be_bytes(),
+            &self.entry_count.to_be_bytes(),
+            &self.chain,
+            &self.mac,
+        ];
+        let mut at = 0;
+        for p in parts {
+            b.iter_mut().skip(at).zip(p).for_each(|(d, s)| *d = *s);
+            at += p.len();
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, StoreError> {
+        let b: &[u8; HEAD_BYTES] = b.try_into().map_err(|_| StoreError::BadRequest("stored head unreadable"))?;
+        let (counter, rest) = b.split_at(8);
+        let (saved, rest) = rest.split_at(8);
+        let (count, rest) = rest.split_at(8);
+        let (chain, mac) = rest.split_at(32);
+        let u = |s: &[u8]| u64::from_be_bytes(s.try_into().unwrap_or([0; 8]));
+        Ok(Head {
+            counter: u(counter),
+            saved_at_ms: u(saved),
+            entry_count: u(count),
+            chain: chain.try_into().unwrap_or([0; 32]),
+            mac: mac.try_into().unwrap_or([0; 32]),
+        })
+    }
+}
+
+fn encode_entry(e: &Entry) -> [u8; ENTRY_BYTES] {
+    let mut b = [0u8; ENTRY_BYTES];
+    let (version, rest) = b.split_at_mut(8);
+    version.copy_from_slice(&e.version.to_be_bytes());
+    let (live, hash) = rest.split_at_mut(1);
+    if let EntryState::Live(h) = e.state {
+        live.fill(1);
+        hash.copy_from_slice(&h.to_bytes());
+    }
+    b
+}
+
+fn decode_entry(b: &[u8]) -> Result<Entry, StoreError> {
+    let bad = || StoreError::BadRequest("stored entry unreadable");
+    let b: &[u8; ENTRY_BYTES] = b.try_into().map_err(|_| bad())?;
+    let (version, rest) = b.split_at(8);
+    let (live, hash) = rest.split_at(1);
+    let version = u64::from_be_bytes(version.try_into().map_err(|_| bad())?);
+    let state = match live {
+        [1] => EntryState::Live(EnvelopeHash::from_bytes(hash.try_into().map_err(|_| bad())?)),
+        [0] => EntryState::Deleted,
+        _ => return Err(bad()),
+    };
+    Ok(Entry { version, state })
+}
+
+fn entry_key(vault: &VaultId, id: &RecordId) -> Vec<u8> {
+    [&vault.to_bytes()[..], &id.to_bytes()].concat()
 }
 
 fn record_key(vault: &VaultId, id: &RecordId, version: u64) -> Vec<u8> {
@@ -64,6 +149,7 @@ impl Store {
         let db = sled::open(dir)?;
         Ok(Store {
             heads: db.open_tree("heads")?,
+            entries: db.open_tree("entries")?,
             records: db.open_tree("records")?,
             updates: db.open_tree("updates")?,
             db,
@@ -88,32 +174,50 @@ impl Store {
         if m.counter != 0 || !m.entries.is_empty() || m.chain != kluis_core::manifest::genesis_chain(&m.vault) {
             return Err(StoreError::BadRequest("a new vault starts from a genesis manifest"));
         }
-        let key = m.vault.to_bytes();
-        self.heads.compare_and_swap(key, None as Option<&[u8]>, Some(genesis))?.map_err(|_| StoreError::Exists)?;
+        let head = Head { counter: 0, saved_at_ms: m.saved_at_ms, entry_count: 0, chain: m.chain, mac: m.mac };
+        self.heads
+            .compare_and_swap(m.vault.to_bytes(), None as Option<&[u8]>, Some(&head.encode()[..]))?
+            .map_err(|_| StoreError::Exists)?;
         self.flush().await?;
         Ok(m.vault)
     }
 
-    /// The current manifest of a vault.
+    fn stored_head(&self, vault: &VaultId) -> Result<Head, StoreError> {
+        Head::decode(&self.heads.get(vault.to_bytes())?.ok_or(StoreError::NotFound)?)
+    }
+
+    /// The current entries of a vault, in record-id order.
+    fn entries(&self, vault: &VaultId) -> Result<BTreeMap<RecordId, Entry>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.entries.scan_prefix(vault.to_bytes()) {
+            let (k, v) = kv?;
+            let id: [u8; 16] =
+                k.get(16..).and_then(|s| s.try_into().ok()).ok_or(StoreError::BadRequest("stored key unreadable"))?;
+            out.insert(RecordId::from_bytes(id), decode_entry(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// The current manifest of a vault, assembled from its head and entries.
     pub fn head(&self, vault: &VaultId) -> Result<Vec<u8>, StoreError> {
-        self.heads.get(vault.to_bytes())?.map(|v| v.to_vec()).ok_or(StoreError::NotFound)
+        let h = self.stored_head(vault)?;
+        let m = Manifest {
+            vault: *vault,
+            counter: h.counter,
+            saved_at_ms: h.saved_at_ms,
+            chain: h.chain,
+            entries: self.entries(vault)?,
+            mac: h.mac,
+        };
+        Ok(m.encode())
     }
 
     /// Applies a save atomically: the manifest update and the envelopes of its live changes.
-    /// Returns the new manifest once it is durable.
-    pub async fn save(&self, update: &[u8], envelopes: &[(RecordId, Vec<u8>)]) -> Result<Vec<u8>, StoreError> {
+    /// Writes only what the save changes. Returns once the save is durable.
+    pub async fn save(&self, update: &[u8], envelopes: &[(RecordId, Vec<u8>)]) -> Result<(), StoreError> {
         let u = ManifestUpdate::decode(update).map_err(|_| StoreError::BadRequest("not a manifest update"))?;
-        let head_bytes = self.head(&u.vault)?;
-        let head = Manifest::decode(&head_bytes).map_err(|_| StoreError::BadRequest("stored manifest unreadable"))?;
-        if u.counter != head.counter.saturating_add(1) || u.prev_chain != head.chain {
-            return Err(StoreError::Conflict);
-        }
-        let next = head.apply(&u).map_err(|e| match e {
-            kluis_core::Error::BadUpdate(why) => StoreError::BadRequest(why),
-            _ => StoreError::BadRequest("the update does not apply"),
-        })?;
         // Every live change comes with exactly its envelope, and nothing else comes.
-        let live = u.changes.iter().filter(|(_, e)| matches!(e.state, EntryState::Live(_))).count();
+        let live = u.changes.values().filter(|e| matches!(e.state, EntryState::Live(_))).count();
         if envelopes.len() != live {
             return Err(StoreError::BadRequest("send exactly one envelope per new or changed record"));
         }
@@ -129,22 +233,45 @@ impl Store {
             }
             writes.push((record_key(&u.vault, id, entry.version), bytes.as_slice()));
         }
-        let next_bytes = next.encode();
         let head_key = u.vault.to_bytes();
-        let result = (&self.heads, &self.records, &self.updates).transaction(|(heads, records, updates)| {
-            // Compare-and-set on the head inside the transaction: a concurrent save loses here.
-            if heads.get(head_key)?.as_deref() != Some(head_bytes.as_slice()) {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict));
+        let next_chain = u.next_chain();
+        let trees = (&self.heads, &self.entries, &self.records, &self.updates);
+        let result = trees.transaction(|(heads, entries, records, updates)| {
+            let abort = ConflictableTransactionError::Abort;
+            let stored = heads.get(head_key)?.ok_or(abort(StoreError::NotFound))?;
+            let head = Head::decode(&stored).map_err(abort)?;
+            // Compare-and-set: a save prepared from another state is a conflict (HTTP 409).
+            if u.counter != head.counter.saturating_add(1) || u.prev_chain != head.chain {
+                return Err(abort(StoreError::Conflict));
             }
+            let mut current = BTreeMap::new();
+            for id in u.changes.keys() {
+                if let Some(v) = entries.get(entry_key(&u.vault, id))? {
+                    current.insert(*id, decode_entry(&v).map_err(abort)?);
+                }
+            }
+            let state =
+                HeadState { vault: u.vault, counter: head.counter, chain: head.chain, entry_count: head.entry_count };
+            let entry_count = u.check_against(&state, |id| current.get(id).copied()).map_err(|e| {
+                abort(match e {
+                    kluis_core::Error::BadUpdate(why) => StoreError::BadRequest(why),
+                    _ => StoreError::BadRequest("the update does not apply"),
+                })
+            })?;
             for (key, bytes) in &writes {
                 if records.insert(key.as_slice(), *bytes)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::BadRequest(
+                    return Err(abort(StoreError::BadRequest(
                         "that record version exists already (records are immutable)",
                     )));
                 }
             }
+            for (id, e) in &u.changes {
+                entries.insert(entry_key(&u.vault, id), &encode_entry(e)[..])?;
+            }
             updates.insert(update_key(&u.vault, u.counter), update)?;
-            heads.insert(&head_key, next_bytes.as_slice())?;
+            let next =
+                Head { counter: u.counter, saved_at_ms: u.saved_at_ms, entry_count, chain: next_chain, mac: u.mac };
+            heads.insert(&head_key, &next.encode()[..])?;
             Ok(())
         });
         match result {
@@ -152,8 +279,7 @@ impl Store {
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
         }
-        self.flush().await?;
-        Ok(next_bytes)
+        self.flush().await
     }
 
     /// One version of a record (the current one when `version` is `None`).
@@ -161,8 +287,7 @@ impl Store {
         let version = match version {
             Some(v) => v,
             None => {
-                let head = Manifest::decode(&self.head(vault)?).map_err(|_| StoreError::NotFound)?;
-                let e = head.entries.get(id).ok_or(StoreError::NotFound)?;
+                let e = decode_entry(&self.entries.get(entry_key(vault, id))?.ok_or(StoreError::NotFound)?)?;
                 if e.state == EntryState::Deleted {
                     return Err(StoreError::NotFound);
                 }
@@ -188,7 +313,8 @@ impl Store {
     /// The current envelope of every live record changed after counter `since` (0: all of them),
     /// with one read of the manifest (the bulk sync of a 10,000-record vault).
     pub fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
-        let head = Manifest::decode(&self.head(vault)?).map_err(|_| StoreError::NotFound)?;
+        self.stored_head(vault)?;
+        let entries = self.entries(vault)?;
         let changed: Option<std::collections::BTreeSet<RecordId>> = if since == 0 {
             None
         } else {
@@ -199,7 +325,7 @@ impl Store {
             }
             Some(set)
         };
-        head.entries
+        entries
             .iter()
             .filter(|(id, e)| e.state != EntryState::Deleted && changed.as_ref().is_none_or(|c| c.contains(id)))
             .map(|(id, e)| {

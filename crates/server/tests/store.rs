@@ -149,8 +149,8 @@ async fn acknowledged_saves_survive_reopening() {
         let store = Store::open(dir.path()).unwrap();
         let c = Client::new(&store, 5).await;
         let (u, e) = c.prepare(&store, &[(id(1), b"durable")]);
-        let head = store.save(&u, &e).await.unwrap();
-        (c.keys.id, head)
+        store.save(&u, &e).await.unwrap();
+        (c.keys.id, store.head(&c.keys.id).unwrap())
     };
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.head(&vault).unwrap(), head);
