@@ -33,6 +33,9 @@ pub struct Serve {
     /// Address and port to listen on.
     #[arg(long, env = "KLUIS_LISTEN", default_value = "127.0.0.1:8443", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
+    /// Plain-HTTP address that only redirects to HTTPS ("off" to disable).
+    #[arg(long, env = "KLUIS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT|off")]
+    pub http_listen: String,
     /// TLS certificate chain (PEM). Without it, a development certificate is made on first run.
     #[arg(long, env = "KLUIS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

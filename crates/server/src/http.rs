@@ -53,6 +53,23 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
+/// The plain-HTTP service: every request is answered with a permanent redirect to the same path
+/// over HTTPS on `https_port`, and nothing else (no content is ever served without TLS).
+pub fn redirect_app(https_port: u16) -> Router {
+    Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b)))
+            .unwrap_or("localhost")
+            .to_owned();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let location = format!("https://{host}:{https_port}{path}");
+        (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+    })
+}
+
 /// The application: every route, wrapped in the security headers and the body limit.
 pub fn app(state: AppState) -> Router {
     Router::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use kluis_server::config::{Cli, Command, Serve};
-use kluis_server::http::{AppState, app};
+use kluis_server::http::{AppState, app, redirect_app};
 use kluis_server::store::Store;
 use kluis_server::tls;
 
@@ -52,9 +52,32 @@ async fn serve(opts: Serve) -> Result<()> {
     let addr = listener.local_addr()?;
     let app = app(AppState { notes: notes.clone(), identities: identities.clone() });
     let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone()).serve(app.into_make_service());
+    let redirect = if opts.http_listen == "off" {
+        None
+    } else {
+        let plain: std::net::SocketAddr = opts.http_listen.parse().context("--http-listen must be ADDR:PORT or off")?;
+        // The redirect is a convenience: a busy port is a warning, not a reason not to serve.
+        match std::net::TcpListener::bind(plain) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                let plain = l.local_addr()?;
+                let srv = axum_server::from_tcp(l)
+                    .handle(handle.clone())
+                    .serve(redirect_app(addr.port()).into_make_service());
+                Some((plain, srv))
+            }
+            Err(e) => {
+                eprintln!("warning: cannot listen on {plain} for the HTTP redirect ({e}); serving HTTPS only");
+                None
+            }
+        }
+    };
     let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
     eprintln!("kluis is running: https://{host}:{}/  (health: https://{host}:{}/api/health)", addr.port(), addr.port());
     eprintln!("  data: {}   identities: {}", opts.notes_dir().display(), opts.identities_dir().display());
+    if let Some((plain, _)) = &redirect {
+        eprintln!("  plain HTTP on {plain} only redirects to HTTPS");
+    }
     if let Some(made) = dev {
         let (cert, _) = tls::dev_paths(&opts.data);
         eprintln!(
@@ -74,7 +97,14 @@ async fn serve(opts: Serve) -> Result<()> {
             handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         }
     });
-    server.await?;
+    match redirect {
+        Some((_, plain)) => {
+            let (a, b) = tokio::join!(server, plain);
+            a?;
+            b?;
+        }
+        None => server.await?,
+    }
     notes.flush().await?;
     identities.flush().await?;
     eprintln!("kluis: stopped; everything is on disk.");

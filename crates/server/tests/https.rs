@@ -55,7 +55,7 @@ async fn every_response_carries_the_security_headers() {
 fn the_binary_serves_https_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kluis-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data"])
         .arg(dir.path())
         .stderr(Stdio::piped())
         .spawn()
@@ -63,6 +63,15 @@ fn the_binary_serves_https_and_stops_gracefully() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let url = first.split_whitespace().find(|w| w.starts_with("https://")).unwrap().to_owned();
+    let mut early = Vec::new();
+    let plain = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.trim().strip_prefix("plain HTTP on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        early.push(line);
+        assert!(early.len() < 10, "no redirect line: {early:?}");
+    };
     let out = Command::new("curl")
         .args(["-sS", "--cacert"])
         .arg(dir.path().join("tls/dev-cert.pem"))
@@ -73,12 +82,25 @@ fn the_binary_serves_https_and_stops_gracefully() {
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("HTTP/2 200") || text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("strict-transport-security") && text.ends_with("\"ok\""), "{text}");
-    // Plain HTTP is not served on the HTTPS port.
-    let plain = Command::new("curl")
+    // Plain HTTP is not served on the HTTPS port, and the plain port only redirects.
+    let on_tls_port = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url.replace("https", "http")])
         .output()
         .unwrap();
-    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    assert_ne!(String::from_utf8_lossy(&on_tls_port.stdout), "200");
+    let redirect = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            &format!("http://{plain}/api/health?x=1"),
+        ])
+        .output()
+        .unwrap();
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap();
+    assert_eq!(String::from_utf8_lossy(&redirect.stdout), format!("308 https://127.0.0.1:{port}/api/health?x=1"));
     // SIGTERM: a graceful stop with a final flush, exit status 0.
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
