@@ -70,6 +70,27 @@ pub fn redirect_app(https_port: u16) -> Router {
     })
 }
 
+/// Logs one line per request: a request id (also returned as `x-request-id`), the method, the
+/// path without its query, the status and the time taken. Never bodies, cookies, headers or
+/// query strings, which may carry what must not be logged.
+async fn log_request(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = format!("{:x}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    let start = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    tracing::info!(request = %id, %method, %path, status = res.status().as_u16(), ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX), "request");
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    res
+}
+
 /// The application: every route, wrapped in the security headers and the body limit.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -86,4 +107,5 @@ pub fn app(state: AppState) -> Router {
         .layer(header_layer(HeaderName::from_static("cross-origin-embedder-policy"), "require-corp"))
         .layer(header_layer(HeaderName::from_static("cross-origin-resource-policy"), "same-origin"))
         .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+        .layer(axum::middleware::from_fn(log_request))
 }

@@ -119,6 +119,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "kluis_server=info,tower_http=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {

@@ -73,7 +73,7 @@ fn the_binary_serves_https_and_stops_gracefully() {
         assert!(early.len() < 10, "no redirect line: {early:?}");
     };
     let out = Command::new("curl")
-        .args(["-sS", "--cacert"])
+        .args(["-sS", "-H", "Cookie: __Host-session=SECRET-COOKIE-VALUE", "--cacert"])
         .arg(dir.path().join("tls/dev-cert.pem"))
         .args(["-D", "-", &format!("{url}api/health")])
         .output()
@@ -106,6 +106,12 @@ fn the_binary_serves_https_and_stops_gracefully() {
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert!(child.wait().unwrap().success());
     assert!(rest.iter().any(|l| l.contains("everything is on disk")), "{rest:?}");
+    // One log line per request with its id, method, path and status; never the cookie.
+    let id = text.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap().trim().to_owned();
+    let logged =
+        rest.iter().chain(&early).find(|l| l.contains(&id)).unwrap_or_else(|| panic!("no log line for {id}: {rest:?}"));
+    assert!(logged.contains("GET") && logged.contains("/api/health") && logged.contains("status=200"), "{logged}");
+    assert!(!rest.iter().chain(&early).any(|l| l.contains("SECRET-COOKIE-VALUE")), "a cookie was logged");
     // The development key is private to its owner.
     #[cfg(unix)]
     {
