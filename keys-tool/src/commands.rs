@@ -76,11 +76,11 @@ pub(crate) fn keep_passphrase(pass: Passphrase) -> Result<StrongPassphrase> {
 }
 
 /// Refuses a key whose fingerprint is not the expected one.
-pub(crate) fn check_expected(file: &UnlockedKeyFile, expect: Option<&str>) -> Result<()> {
+pub(crate) fn check_expected(public: &kluis_core::PublicKey, expect: Option<&str>) -> Result<()> {
     let Some(expect) = expect else { return Ok(()) };
     let want = kluis_core::Fingerprint::parse(expect)
         .map_err(|e| fail(format!("--expect: {e}"), "Copy the fingerprint as `kluis-keys inspect` shows it."))?;
-    let got = file.info().public.fingerprint();
+    let got = public.fingerprint();
     if got != want {
         return Err(fail(
             format!("the backup holds the key {got}, not the expected {want}"),

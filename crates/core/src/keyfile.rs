@@ -86,6 +86,14 @@ pub struct KeyFileInfo {
     pub break_glass: Option<PublicKey>,
 }
 
+impl KeyFileInfo {
+    /// The public key as the file writes it: `kluispub1…` for a vault key, `kluisbg1…` for a
+    /// break-glass key (FORMAT.md §6.2, §6.5).
+    pub fn public_key_text(&self) -> Result<String> {
+        text::public_key_text_of(self.kind, &self.public)
+    }
+}
+
 /// The secret line: plain, or protected by a passphrase.
 #[derive(Clone)]
 pub(crate) enum SecretLine {

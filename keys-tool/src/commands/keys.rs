@@ -1,7 +1,7 @@
 //! generate, set-escrow, inspect, passwd.
 
 use anyhow::Result;
-use kluis_core::keyfile::{KeyFileKind, break_glass_text, public_key_text};
+use kluis_core::keyfile::{KeyFileKind, public_key_text};
 use kluis_core::{KdfParams, PublicKey, UnlockedKeyFile, VaultSecret};
 
 use super::{keep_passphrase, load, now, render, unlock};
@@ -89,10 +89,7 @@ pub(crate) fn inspect(a: &Inspect) -> Result<()> {
     )?;
     writeln!(out, "label:           {} ({mark})", info.label)?;
     writeln!(out, "created:         {} ({mark})", super::date(info.created))?;
-    let pk_text = match info.kind {
-        KeyFileKind::Vault => public_key_text(&info.public)?,
-        KeyFileKind::BreakGlass => break_glass_text(&info.public)?,
-    };
+    let pk_text = info.public_key_text()?;
     writeln!(out, "public key:      {pk_text}")?;
     writeln!(out, "fingerprint:     {}", info.public.fingerprint())?;
     match (&info.kind, &info.break_glass) {

@@ -73,6 +73,11 @@ pub fn public_key_text(pk: &PublicKey) -> Result<String> {
     bech32_encode(HRP_PUBLIC, &pk.0, false)
 }
 
+/// The public-key line's value of a key file of `kind`: `kluispub1…` or `kluisbg1…`.
+pub(crate) fn public_key_text_of(kind: KeyFileKind, pk: &PublicKey) -> Result<String> {
+    bech32_encode(kind.public_hrp(), &pk.0, false)
+}
+
 /// A break-glass public key as written in key files: `kluisbg1…` (FORMAT.md §6.2).
 pub fn break_glass_text(pk: &PublicKey) -> Result<String> {
     bech32_encode(HRP_BREAK_GLASS, &pk.0, false)
@@ -107,7 +112,7 @@ pub(crate) fn write(info: &KeyFileInfo, secret: &SecretLine, mac: &[u8; HASH_BYT
     line(info.kind.magic(), "");
     line(CREATED, &timestamp_text(info.created)?);
     line(LABEL, &info.label);
-    line(PUBLIC, &bech32_encode(info.kind.public_hrp(), &info.public.0, false)?);
+    line(PUBLIC, &info.public_key_text()?);
     line(FINGERPRINT, &info.public.fingerprint().to_string());
     if let Some(bg) = &info.break_glass {
         line(BREAK_GLASS, &break_glass_text(bg)?);
