@@ -59,3 +59,17 @@ pub fn paper(data: &[u8]) {
         panic!("an accepted paper backup re-encodes to another key");
     }
 }
+
+pub fn wire(data: &[u8]) {
+    use kluis_core::wire::{SaveRequest, SyncResponse};
+    if let Ok(s) = SaveRequest::decode(data) {
+        if s.encode() != data {
+            panic!("accepted a non-canonical save request");
+        }
+    }
+    if let Ok(s) = SyncResponse::decode(data) {
+        if s.encode() != data {
+            panic!("accepted a non-canonical sync response");
+        }
+    }
+}

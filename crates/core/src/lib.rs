@@ -27,6 +27,7 @@ pub mod paper;
 pub mod passphrase;
 mod secret;
 pub mod spec;
+pub mod wire;
 
 pub use envelope::{EnvelopeHash, RecordHeader, RecordId, RecordKind};
 pub use error::{Error, Result};

@@ -140,3 +140,14 @@ pub const PAPER_CHECKSUM_BYTES: usize = 4;
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
 /// Lowest acceptable strength score, zxcvbn scale 0..=4 (§6.3).
 pub const MIN_PASSPHRASE_SCORE: u8 = 3;
+
+// ---- FORMAT.md §10 Wire bodies (browser ↔ server) --------------------------------------------
+
+/// Most records one save may carry (§10.1).
+pub const MAX_SAVE_RECORDS: u64 = 1024;
+/// Largest encoded save request (§10.1): one envelope of the largest size and a manifest update.
+pub const MAX_SAVE_BYTES: usize = MAX_ENVELOPE_BYTES + 4 * 1024 * 1024;
+/// Most manifest updates one sync response may carry (§10.2).
+pub const MAX_SYNC_UPDATES: u64 = MAX_MANIFEST_ENTRIES;
+/// Largest encoded sync response a client accepts (§10.2).
+pub const MAX_SYNC_BYTES: usize = 1024 * 1024 * 1024;

@@ -44,3 +44,8 @@ fn key_file_seeds() {
 fn paper_seeds() {
     assert!(replay("paper", checks::paper) >= 3);
 }
+
+#[test]
+fn wire_seeds() {
+    assert!(replay("wire", checks::wire) >= 6);
+}

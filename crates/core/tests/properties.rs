@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use harness::rng;
 use kluis_core::envelope::{self, Envelope};
 use kluis_core::manifest::{Entry, EntryState, Manifest, ManifestUpdate, verify};
+use kluis_core::wire::{SaveRequest, SyncResponse};
 use kluis_core::{
     EnvelopeHash, Fingerprint, KeyFile, KeyHierarchy, RecordHeader, RecordId, RecordKind, UnlockedKeyFile, VaultSecret,
 };
@@ -89,6 +90,30 @@ proptest! {
         let _ = verify(&bytes, &h.notes, None, &[]);
         let _ = KeyFile::parse(&bytes).map(|f| f.unlock(None));
         let _ = Fingerprint::parse(&String::from_utf8_lossy(&bytes));
+        let _ = SaveRequest::decode(&bytes);
+        let _ = SyncResponse::decode(&bytes);
+    }
+
+    #[test]
+    fn wire_bodies_round_trip_canonically(
+        update in prop::collection::vec(any::<u8>(), 0..300),
+        records in prop::collection::btree_map(any::<[u8; 16]>(), prop::collection::vec(any::<u8>(), 0..100), 0..20),
+        updates in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..5),
+    ) {
+        let records: Vec<(RecordId, &[u8])> = records.iter().map(|(id, e)| (RecordId::from_bytes(*id), e.as_slice())).collect();
+        let save = SaveRequest { update: &update, envelopes: records.clone() };
+        let bytes = save.encode();
+        prop_assert_eq!(SaveRequest::decode(&bytes).unwrap(), save);
+        let sync = SyncResponse { head: &update, updates: updates.iter().map(Vec::as_slice).collect(), records: records.clone() };
+        let bytes = sync.encode();
+        prop_assert_eq!(SyncResponse::decode(&bytes).unwrap(), sync);
+        // Records out of order or repeated are refused.
+        if records.len() >= 2 {
+            let mut swapped = records.clone();
+            swapped.swap(0, 1);
+            let bad = SaveRequest { update: &update, envelopes: swapped }.encode();
+            prop_assert!(SaveRequest::decode(&bad).is_err());
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! path here can decrypt a record: the server holds no vault key and parses no envelope.
 #![warn(missing_docs)]
 
+pub mod accounts;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod store;

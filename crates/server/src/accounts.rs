@@ -1,0 +1,281 @@
+//! Accounts: practices, users, invitations, sessions, known browsers and the sign-in log, in
+//! their own sled database (`DATA/accounts`, FORMAT.md §9.2).
+//!
+//! Everything here is server policy, not cryptography: the server can read and change these
+//! records. What they protect is access to ciphertext; the notes stay sealed whatever happens
+//! here (THREAT-MODEL.md).
+
+pub mod model;
+pub mod password;
+pub mod secrets;
+pub mod throttle;
+pub mod username;
+
+mod operator;
+mod session;
+mod signin;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Tree;
+
+use crate::clock::{Clock, Millis};
+use model::{Id, Invitation, Practice, Role, User, UserState};
+use password::Hasher;
+use secrets::{Secret, SecretKind};
+use username::Username;
+
+pub use operator::Enrollment;
+pub use session::{SessionView, Signed};
+pub use signin::{Attempt, Outcome};
+
+/// How long an enrollment or invitation code works, ms (three days).
+pub const CODE_LIFETIME_MS: Millis = 72 * 60 * 60 * 1000;
+/// Longest practice name, in code points.
+pub const MAX_PRACTICE_NAME_CHARS: usize = 100;
+/// Longest e-mail address (RFC 5321 §4.5.3.1.3 path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// Longest User-Agent kept.
+pub const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// What can go wrong with accounts.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Input that breaks a rule (HTTP 400), with the rule.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// A new password that the policy refuses (HTTP 400), with the reason.
+    #[error("{0}")]
+    WeakPassword(String),
+    /// The name is taken (HTTP 409).
+    #[error("{0}")]
+    Taken(&'static str),
+    /// No such thing, or not yours (HTTP 404).
+    #[error("not found")]
+    NotFound,
+    /// A code that is unknown, used or expired: one message for all three (HTTP 400).
+    #[error("this code is not valid (codes work once and expire after three days)")]
+    BadCode,
+    /// Too many hashes waiting (HTTP 503).
+    #[error("the server is busy; try again in a moment")]
+    Busy,
+    /// A failure of the server itself (HTTP 500); the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    /// sled failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] sled::Error),
+}
+
+/// The accounts database.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    db: sled::Db,
+    practices: Tree,
+    practice_names: Tree,
+    users: Tree,
+    usernames: Tree,
+    invitations: Tree,
+    sessions: Tree,
+    user_sessions: Tree,
+    browsers: Tree,
+    signins: Tree,
+    clock: Clock,
+    hasher: Hasher,
+    throttle: std::sync::Arc<throttle::Throttle>,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
+    serde_json::to_vec(v).map_err(|_| AccountError::Internal("encoding a record failed"))
+}
+
+fn from_json<T: DeserializeOwned>(b: &[u8]) -> Result<T, AccountError> {
+    serde_json::from_slice(b).map_err(|_| AccountError::Internal("a stored record is unreadable"))
+}
+
+/// The number of hashes allowed at once: one per core.
+fn hash_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+impl Accounts {
+    /// Opens (or creates) the accounts database in `dir`.
+    pub fn open(dir: &Path, clock: Clock) -> Result<Self, AccountError> {
+        Self::open_with(dir, clock, Hasher::new(password::HashParams::CURRENT, hash_slots()))
+    }
+
+    /// Opens with a given hasher (tests and benchmarks).
+    pub fn open_with(dir: &Path, clock: Clock, hasher: Hasher) -> Result<Self, AccountError> {
+        let db = sled::open(dir)?;
+        Ok(Accounts {
+            practices: db.open_tree("practices")?,
+            practice_names: db.open_tree("practice_names")?,
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            invitations: db.open_tree("invitations")?,
+            sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user_sessions")?,
+            browsers: db.open_tree("browsers")?,
+            signins: db.open_tree("signins")?,
+            db,
+            clock,
+            hasher,
+            throttle: std::sync::Arc::default(),
+        })
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Waits until every write so far is on disk.
+    pub async fn flush(&self) -> Result<(), AccountError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|_| AccountError::Internal("flush task failed"))??;
+        Ok(())
+    }
+
+    fn flush_blocking(&self) -> Result<(), AccountError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &Id) -> Result<User, AccountError> {
+        from_json(&self.users.get(id.0)?.ok_or(AccountError::NotFound)?)
+    }
+
+    fn put_user(&self, user: &User) -> Result<(), AccountError> {
+        self.users.insert(user.id.0, to_json(user)?)?;
+        Ok(())
+    }
+
+    /// A user by username (any case or Unicode form).
+    pub fn user_by_name(&self, name: &str) -> Result<Option<User>, AccountError> {
+        let Ok(name) = Username::parse(name) else { return Ok(None) };
+        match self.usernames.get(name.key())? {
+            Some(id) => {
+                let id: [u8; 16] = id.as_ref().try_into().map_err(|_| AccountError::Internal("bad username index"))?;
+                self.user(&Id(id)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A practice by id.
+    pub fn practice(&self, id: &Id) -> Result<Practice, AccountError> {
+        from_json(&self.practices.get(id.0)?.ok_or(AccountError::NotFound)?)
+    }
+
+    /// A practice by name (any case or Unicode form).
+    pub fn practice_by_name(&self, name: &str) -> Result<Option<Practice>, AccountError> {
+        match self.practice_names.get(username::key_of(name.trim()))? {
+            Some(id) => {
+                let id: [u8; 16] = id.as_ref().try_into().map_err(|_| AccountError::Internal("bad practice index"))?;
+                self.practice(&Id(id)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every user of a practice (for its admins), by username.
+    pub fn practice_users(&self, practice: &Id) -> Result<Vec<User>, AccountError> {
+        let mut out = Vec::new();
+        for v in self.users.iter().values() {
+            let u: User = from_json(&v?)?;
+            if u.practice.as_ref() == Some(practice) {
+                out.push(u);
+            }
+        }
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(out)
+    }
+
+    /// Whether any practice exists (a first run has none).
+    pub fn is_empty(&self) -> bool {
+        self.practices.is_empty()
+    }
+
+    /// Creates a practice.
+    fn create_practice(&self, name: &str) -> Result<Practice, AccountError> {
+        let name = name.trim();
+        let n = name.chars().count();
+        if n == 0 || n > MAX_PRACTICE_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(AccountError::Invalid("a practice name has 1 to 100 characters and no control characters"));
+        }
+        let practice = Practice {
+            id: Id(secrets::random_id()?),
+            name: name.to_owned(),
+            created_ms: self.clock.now(),
+            policy: Default::default(),
+        };
+        self.practice_names
+            .compare_and_swap(username::key_of(name), None as Option<&[u8]>, Some(&practice.id.0[..]))?
+            .map_err(|_| AccountError::Taken("a practice with that name exists"))?;
+        self.practices.insert(practice.id.0, to_json(&practice)?)?;
+        Ok(practice)
+    }
+
+    /// Creates an invited user (no password yet) and the invitation code that enrolls them.
+    fn create_invited(
+        &self,
+        name: &str,
+        practice: Option<Id>,
+        roles: BTreeSet<Role>,
+    ) -> Result<(User, Secret), AccountError> {
+        let name = Username::parse(name)?;
+        if roles.is_empty() {
+            return Err(AccountError::Invalid("give the user at least one role"));
+        }
+        if roles.contains(&Role::Support) != practice.is_none() || (roles.contains(&Role::Support) && roles.len() > 1) {
+            return Err(AccountError::Invalid("support staff are in no practice and have no other role"));
+        }
+        let user = User {
+            id: Id(secrets::random_id()?),
+            username: name.display().to_owned(),
+            practice,
+            roles,
+            state: UserState::Invited,
+            password: None,
+            email: None,
+            mobile: None,
+            created_ms: self.clock.now(),
+            failures: Default::default(),
+        };
+        self.usernames
+            .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?
+            .map_err(|_| AccountError::Taken("that username is taken"))?;
+        self.put_user(&user)?;
+        let code = self.new_invitation(&user)?;
+        Ok((user, code))
+    }
+
+    /// A fresh code for an invited user; earlier codes for the same user stop working.
+    fn new_invitation(&self, user: &User) -> Result<Secret, AccountError> {
+        if user.state != UserState::Invited {
+            return Err(AccountError::Invalid("that user has enrolled already"));
+        }
+        for kv in self.invitations.iter() {
+            let (k, v) = kv?;
+            let inv: Invitation = from_json(&v)?;
+            if inv.user == user.id {
+                self.invitations.remove(k)?;
+            }
+        }
+        let code = Secret::code()?;
+        let inv = Invitation { user: user.id, expires_ms: self.clock.now().saturating_add(CODE_LIFETIME_MS) };
+        self.invitations.insert(code.hash(SecretKind::Code), to_json(&inv)?)?;
+        Ok(code)
+    }
+}
+
+/// Keeps at most `max` characters of untrusted text for logs, dropping control characters.
+pub fn shorten(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}

@@ -1,0 +1,243 @@
+//! What the accounts store holds (FORMAT.md §9.2): JSON values in sled, one tree per kind.
+//! Every value carries no secret in the clear: passwords are Argon2id PHC strings, and codes,
+//! session tokens and known-browser tokens are stored only as their SHA-256 (the tree's key).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+
+/// A 16-byte random id (users, practices), written as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(pub [u8; 16]);
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({self})")
+    }
+}
+
+impl Id {
+    /// Parses 32 hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut b = [0u8; 16];
+        hex::decode_to_slice(s, &mut b).ok()?;
+        Some(Id(b))
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Id::parse(&s).ok_or_else(|| serde::de::Error::custom("an id is 32 hex digits"))
+    }
+}
+
+/// What a user may do. Roles are a set per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Keeps client records: owns a notes vault and an identities vault.
+    Practitioner,
+    /// Runs a practice: invites users, sets its policy. Reaches no records by this role.
+    Admin,
+    /// The operator's support staff, in no practice. Reaches no records, ever.
+    Support,
+}
+
+impl Role {
+    /// Parses `practitioner`, `admin` or `support`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "practitioner" => Some(Role::Practitioner),
+            "admin" => Some(Role::Admin),
+            "support" => Some(Role::Support),
+            _ => None,
+        }
+    }
+}
+
+/// A practice's rules for its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Minutes without user activity after which a session ends (default 15).
+    pub idle_minutes: u32,
+    /// Hours after sign-in at which a session ends whatever happens (default 12).
+    pub absolute_hours: u32,
+    /// Shortest password (NIST SP 800-63B-4: 15 without a second factor, 8 with one).
+    pub min_password_chars: u32,
+    /// Whether every user must have a second factor (the second-factor issue enforces it).
+    pub second_factor_required: bool,
+}
+
+/// Idle timeout by default, minutes (security-anchors §2.4: clinical workstations).
+pub const DEFAULT_IDLE_MINUTES: u32 = 15;
+/// Absolute session lifetime by default, hours (NIST AAL2).
+pub const DEFAULT_ABSOLUTE_HOURS: u32 = 12;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            idle_minutes: DEFAULT_IDLE_MINUTES,
+            absolute_hours: DEFAULT_ABSOLUTE_HOURS,
+            min_password_chars: 0,
+            second_factor_required: false,
+        }
+    }
+}
+
+/// A practice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Practice {
+    /// Its id.
+    pub id: Id,
+    /// Its name as given.
+    pub name: String,
+    /// When it was created.
+    pub created_ms: Millis,
+    /// Its policy.
+    pub policy: Policy,
+}
+
+/// Where a user is in their life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserState {
+    /// Invited, not yet enrolled: cannot sign in.
+    Invited,
+    /// Enrolled.
+    Active,
+    /// Disabled by an admin: cannot sign in, has no sessions.
+    Disabled,
+}
+
+/// Consecutive failed sign-ins, counted apart for known browsers (which an attacker elsewhere
+/// cannot present) and for everything else, so an attacker's failures never lock the owner's
+/// own browsers out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failures {
+    /// From browsers this account has not signed in with before.
+    pub unknown: u32,
+    /// From browsers that carry this account's known-browser cookie.
+    pub known: u32,
+    /// Time of the last failure.
+    pub last_ms: Millis,
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Its id.
+    pub id: Id,
+    /// The username as chosen (its comparison key is unique).
+    pub username: String,
+    /// The practice, or none for the operator's support staff.
+    pub practice: Option<Id>,
+    /// What the user may do.
+    pub roles: BTreeSet<Role>,
+    /// Where the user is in their life cycle.
+    pub state: UserState,
+    /// Argon2id PHC string, once enrolled.
+    pub password: Option<String>,
+    /// E-mail address for notifications and device confirmation, once enrolled.
+    pub email: Option<String>,
+    /// Mobile number, optional.
+    pub mobile: Option<String>,
+    /// When the account was created.
+    pub created_ms: Millis,
+    /// Consecutive failed sign-ins.
+    pub failures: Failures,
+}
+
+/// An outstanding invitation; the tree key is the hash of its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    /// The invited user.
+    pub user: Id,
+    /// When the code stops working.
+    pub expires_ms: Millis,
+}
+
+/// A server-side session; the tree key is the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// A public handle for listing and revoking (not the token).
+    pub id: String,
+    /// Whose session.
+    pub user: Id,
+    /// When it began.
+    pub created_ms: Millis,
+    /// Last request the browser marked as caused by user input.
+    pub last_active_ms: Millis,
+    /// Idle timeout fixed at sign-in from the practice policy.
+    pub idle_ms: Millis,
+    /// Absolute end.
+    pub expires_ms: Millis,
+    /// The browser's User-Agent, shortened.
+    pub user_agent: String,
+}
+
+/// The outcome of a sign-in attempt, as logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignInResult {
+    /// Signed in.
+    Success,
+    /// Wrong password, or a username that matches no account.
+    Failed,
+    /// Refused without checking: back-off in force.
+    Throttled,
+    /// Refused without checking: too many consecutive failures.
+    Locked,
+    /// The account is disabled.
+    Disabled,
+}
+
+/// One sign-in attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// When.
+    pub at_ms: Millis,
+    /// The account, when the username matched one (an unmatched username is not stored: people
+    /// type passwords into that field).
+    pub user: Option<Id>,
+    /// The client's IP address.
+    pub ip: String,
+    /// Its User-Agent, shortened.
+    pub user_agent: String,
+    /// Whether it came from a browser this account signed in with before.
+    pub known_browser: bool,
+    /// What happened.
+    pub result: SignInResult,
+}
+
+/// A browser that signed in to an account before; the tree key is the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownBrowser {
+    /// The account.
+    pub user: Id,
+    /// When it first signed in.
+    pub created_ms: Millis,
+}

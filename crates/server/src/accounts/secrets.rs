@@ -1,0 +1,162 @@
+//! The server's own random secrets: session tokens, known-browser tokens and enrollment codes.
+//!
+//! All come from the operating system's CSPRNG. Only their SHA-256 is stored, under a label per
+//! kind (so a leaked database holds nothing that signs anyone in), and they are compared by
+//! looking that hash up, never by comparing the secrets themselves. They zeroize on drop and
+//! their `Debug` prints nothing of them.
+
+use data_encoding::{BASE64URL_NOPAD, Encoding};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::AccountError;
+
+/// Bytes of a session or known-browser token: 128 bits (ASVS 7.2.3).
+pub const TOKEN_BYTES: usize = 16;
+/// Characters of an enrollment or invitation code: 20 base32 characters, 100 bits.
+pub const CODE_CHARS: usize = 20;
+/// Characters per group when a code is shown.
+pub const CODE_GROUP: usize = 4;
+
+/// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or retyped is unambiguous.
+fn code_alphabet() -> Encoding {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("0123456789ABCDEFGHJKMNPQRSTVWXYZ");
+    // The alphabet is a constant that `Specification` accepts; a failure would be a build bug,
+    // so fall back to the RFC 4648 alphabet rather than panicking.
+    spec.encoding().unwrap_or(data_encoding::BASE32_NOPAD)
+}
+
+/// What a stored hash is the hash of (its label keeps the kinds apart).
+#[derive(Debug, Clone, Copy)]
+pub enum SecretKind {
+    /// A session cookie.
+    Session,
+    /// A known-browser cookie.
+    Browser,
+    /// An enrollment or invitation code.
+    Code,
+}
+
+impl SecretKind {
+    fn label(self) -> &'static [u8] {
+        match self {
+            SecretKind::Session => b"kluis/v1/server/session",
+            SecretKind::Browser => b"kluis/v1/server/browser",
+            SecretKind::Code => b"kluis/v1/server/code",
+        }
+    }
+}
+
+/// A random secret shown once (a cookie value or a code).
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], AccountError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| AccountError::Internal("the system random generator failed"))?;
+    Ok(b)
+}
+
+/// 16 random bytes for ids.
+pub fn random_id() -> Result<[u8; 16], AccountError> {
+    random()
+}
+
+impl Secret {
+    /// A fresh 128-bit token, base64url without padding (22 characters).
+    pub fn token() -> Result<Self, AccountError> {
+        let mut b = random::<TOKEN_BYTES>()?;
+        let s = BASE64URL_NOPAD.encode(&b);
+        b.zeroize();
+        Ok(Secret(s))
+    }
+
+    /// A fresh 100-bit code, in groups: `ABCD-EFGH-JKMN-PQRS-TVWX`.
+    pub fn code() -> Result<Self, AccountError> {
+        let mut b = random::<{ CODE_CHARS * 5 / 8 }>()?;
+        let plain = code_alphabet().encode(&b);
+        b.zeroize();
+        let groups: Vec<String> =
+            plain.as_bytes().chunks(CODE_GROUP).map(|g| String::from_utf8_lossy(g).into_owned()).collect();
+        Ok(Secret(groups.join("-")))
+    }
+
+    /// The secret as shown to its holder.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value stored for it.
+    pub fn hash(&self, kind: SecretKind) -> [u8; 32] {
+        hash_presented(kind, &self.0).unwrap_or([0; 32])
+    }
+}
+
+/// The stored hash of a secret as presented, or `None` when it cannot be one (wrong shape).
+/// Codes are compared without their grouping and case, so `abcd efgh…` is accepted.
+pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
+    let canonical = match kind {
+        SecretKind::Session | SecretKind::Browser => {
+            let bytes = BASE64URL_NOPAD.decode(presented.as_bytes()).ok()?;
+            if bytes.len() != TOKEN_BYTES {
+                return None;
+            }
+            presented.to_owned()
+        }
+        SecretKind::Code => {
+            let mut c: String =
+                presented.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
+            // Crockford's decoding of look-alikes.
+            c = c.replace(['I', 'L'], "1").replace('O', "0");
+            if c.len() != CODE_CHARS || code_alphabet().decode(c.as_bytes()).is_err() {
+                return None;
+            }
+            c
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(kind.label());
+    h.update([0]);
+    h.update(canonical.as_bytes());
+    Some(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn codes_are_typo_tolerant_in_form_only() {
+        let c = Secret::code().unwrap();
+        assert_eq!(c.expose().len(), CODE_CHARS + CODE_CHARS / CODE_GROUP - 1);
+        let h = c.hash(SecretKind::Code);
+        let retyped = c.expose().to_lowercase().replace('-', " ");
+        assert_eq!(hash_presented(SecretKind::Code, &retyped), Some(h));
+        // A different kind never matches, and a changed character is another code.
+        assert_ne!(hash_presented(SecretKind::Session, c.expose()), Some(h));
+        let mut other = c.expose().to_owned();
+        let last = if other.ends_with('0') { "1" } else { "0" };
+        other.replace_range(other.len() - 1.., last);
+        assert_ne!(hash_presented(SecretKind::Code, &other), Some(h));
+        assert_eq!(hash_presented(SecretKind::Code, "ABCD"), None);
+    }
+
+    #[test]
+    fn tokens_are_128_bits_and_differ() {
+        let a = Secret::token().unwrap();
+        let b = Secret::token().unwrap();
+        assert_eq!(a.expose().len(), 22);
+        assert_ne!(a.expose(), b.expose());
+        assert!(hash_presented(SecretKind::Session, a.expose()).is_some());
+        assert!(hash_presented(SecretKind::Session, "not a token").is_none());
+        assert_eq!(format!("{a:?}"), "Secret(..)");
+    }
+}

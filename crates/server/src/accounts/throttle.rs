@@ -1,0 +1,137 @@
+//! Throttling of sign-in and enrollment attempts (NIST SP 800-63B-4 §3.2.2, ASVS 6.1.1,
+//! RFC 4226 §7.3 for the back-off shape).
+//!
+//! - Per IP address: a token bucket (governor) on every attempt.
+//! - Per account: consecutive failures, counted apart for the account's known browsers and for
+//!   everything else; after [`FREE_FAILURES`] a growing delay, and after [`LOCK_AFTER`] the
+//!   account locks for that kind of browser only. An attacker elsewhere can lock the account for
+//!   unknown browsers, but never for the owner's own.
+//! - Usernames that match no account are throttled the same way in memory (keyed by a hash), so
+//!   the responses do not tell which usernames exist.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::model::Failures;
+use crate::clock::Millis;
+
+/// Failures allowed before any delay.
+pub const FREE_FAILURES: u32 = 5;
+/// Longest delay between attempts once back-off applies, ms.
+pub const MAX_DELAY_MS: Millis = 15 * 60 * 1000;
+/// Consecutive failures at which an account locks for that kind of browser (NIST: at most 100).
+pub const LOCK_AFTER: u32 = 100;
+/// Sign-in and enrollment attempts per minute from one IP address, sustained.
+pub const PER_IP_PER_MINUTE: u32 = 30;
+/// ... and in a burst.
+pub const PER_IP_BURST: u32 = 10;
+/// Unmatched usernames remembered before the table is cleared (a memory bound).
+pub const MAX_UNMATCHED: usize = 100_000;
+
+/// The decision before checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Go ahead.
+    Open,
+    /// Wait this many milliseconds.
+    Wait(Millis),
+    /// Locked for this kind of browser.
+    Locked,
+}
+
+/// The delay after `n` consecutive failures: none for the first few, then doubling from one
+/// second up to [`MAX_DELAY_MS`].
+pub fn delay_after(n: u32) -> Millis {
+    if n < FREE_FAILURES {
+        return 0;
+    }
+    let exp = (n - FREE_FAILURES).min(20);
+    (1000u64 << exp).min(MAX_DELAY_MS)
+}
+
+/// The gate for an account in this state, for a known browser or not.
+pub fn gate(f: &Failures, known_browser: bool, now: Millis) -> Gate {
+    let n = if known_browser { f.known } else { f.unknown };
+    if n >= LOCK_AFTER {
+        return Gate::Locked;
+    }
+    let until = f.last_ms.saturating_add(delay_after(n));
+    if now < until { Gate::Wait(until - now) } else { Gate::Open }
+}
+
+/// Records a failure.
+pub fn fail(f: &mut Failures, known_browser: bool, now: Millis) {
+    let n = if known_browser { &mut f.known } else { &mut f.unknown };
+    *n = n.saturating_add(1);
+    f.last_ms = now;
+}
+
+/// The in-memory throttles.
+#[derive(Debug)]
+pub struct Throttle {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    unmatched: Mutex<HashMap<[u8; 32], Failures>>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(PER_IP_BURST).unwrap_or(NonZeroU32::MIN));
+        Throttle { per_ip: RateLimiter::keyed(quota), unmatched: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Throttle {
+    /// Takes one attempt from `ip`'s bucket; `Err(ms)` says how long to wait.
+    pub fn ip(&self, ip: IpAddr) -> Result<(), Millis> {
+        use governor::clock::{Clock, DefaultClock};
+        self.per_ip.check_key(&ip).map_err(|nu| {
+            u64::try_from(nu.wait_time_from(DefaultClock::default().now()).as_millis()).unwrap_or(MAX_DELAY_MS).max(1)
+        })
+    }
+
+    /// For a username that matches no account: the gate, and when it is open, a failure counted
+    /// at once (the attempt will fail), exactly as for an account.
+    pub fn attempt_unmatched(&self, key: [u8; 32], now: Millis) -> Gate {
+        let Ok(mut m) = self.unmatched.lock() else { return Gate::Wait(MAX_DELAY_MS) };
+        if m.len() >= MAX_UNMATCHED {
+            m.clear();
+            self.per_ip.retain_recent();
+        }
+        let f = m.entry(key).or_default();
+        let g = gate(f, false, now);
+        if g == Gate::Open {
+            fail(f, false, now);
+        }
+        g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_grows_then_locks_only_that_kind_of_browser() {
+        let mut f = Failures::default();
+        for i in 0..FREE_FAILURES {
+            assert_eq!(gate(&f, false, 1000), Gate::Open, "failure {i}");
+            fail(&mut f, false, 1000);
+        }
+        assert_eq!(gate(&f, false, 1000), Gate::Wait(1000));
+        assert_eq!(gate(&f, false, 2000), Gate::Open);
+        fail(&mut f, false, 2000);
+        assert_eq!(gate(&f, false, 2000), Gate::Wait(2000));
+        while f.unknown < LOCK_AFTER {
+            fail(&mut f, false, 3000);
+        }
+        assert_eq!(gate(&f, false, u64::MAX), Gate::Locked);
+        // The owner's known browser is neither locked nor delayed by the attacker's failures.
+        assert_eq!(gate(&f, true, 3000), Gate::Open);
+        assert_eq!(delay_after(99), MAX_DELAY_MS);
+    }
+}
