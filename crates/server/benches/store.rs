@@ -40,7 +40,7 @@ async fn save_one(store: &Store, keys: &VaultKeys, i: u32) -> Duration {
     let (update, _) = head.prepare_update(keys, BTreeMap::from([(id, change)]), 0).unwrap();
     let bytes = update.encode();
     let t = Instant::now();
-    store.save(&bytes, &[(id, env)]).await.unwrap();
+    store.save(&keys.id, &bytes, &[(id, env)]).await.unwrap();
     t.elapsed()
 }
 
@@ -75,7 +75,7 @@ async fn main() {
     for writers in [1u32, 16, 64] {
         let vaults: Vec<VaultKeys> = (0..writers).map(|w| keys(w + writers * 1000)).collect();
         for k in &vaults {
-            store.create_vault(&Manifest::genesis(k, 0).encode()).await.unwrap();
+            store.create_vault(k.id.to_bytes(), &Manifest::genesis(k, 0).encode()).await.unwrap();
         }
         let t = Instant::now();
         let tasks: Vec<_> = vaults
@@ -102,7 +102,7 @@ async fn main() {
     // Bulk read of a 10,000-record vault (one manifest read, then every current envelope).
     let n: u32 = if smoke { 100 } else { 10_000 };
     let k = keys(999_999);
-    store.create_vault(&Manifest::genesis(&k, 0).encode()).await.unwrap();
+    store.create_vault(k.id.to_bytes(), &Manifest::genesis(&k, 0).encode()).await.unwrap();
     let mut head = verify(&store.head(&k.id).unwrap(), &k, None, &[]).unwrap();
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut changes = BTreeMap::new();
@@ -116,7 +116,7 @@ async fn main() {
             envs.push((id, env));
         }
         let (update, next) = head.prepare_update(&k, changes, 0).unwrap();
-        store.save(&update.encode(), &envs).await.unwrap();
+        store.save(&k.id, &update.encode(), &envs).await.unwrap();
         head = verify(&next.encode(), &k, None, &[]).unwrap();
     }
     let t = Instant::now();

@@ -45,6 +45,11 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// The accounts store's directory.
+    pub fn accounts_dir(&self) -> PathBuf {
+        self.data.join("accounts")
+    }
+
     /// The notes store's directory.
     pub fn notes_dir(&self) -> PathBuf {
         self.data.join("notes")

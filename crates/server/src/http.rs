@@ -2,15 +2,16 @@
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::accounts::Accounts;
+use crate::api::problem::ApiError;
 use crate::store::Store;
 
-/// Largest request body on any route (a save of a few notes; bulk uploads get their own limit).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest request body on any route (a save); each route has its own, smaller limit too.
+pub const MAX_BODY_BYTES: usize = kluis_core::spec::MAX_SAVE_BYTES;
 
 /// The strict Content-Security-Policy (security-anchors §2.7): scripts only from this origin,
 /// WebAssembly allowed without `eval`, nothing inline.
@@ -21,32 +22,16 @@ require-trusted-types-for 'script'";
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Practices, users, sessions, the sign-in log.
+    pub accounts: Accounts,
     /// The notes vaults.
     pub notes: Store,
     /// The identities vaults, stored apart.
     pub identities: Store,
 }
 
-/// A JSON problem body (RFC 9457) with a status.
-#[derive(Debug)]
-pub struct Problem {
-    status: StatusCode,
-    title: &'static str,
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = format!(r#"{{"status":{},"title":"{}"}}"#, self.status.as_u16(), self.title);
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
-    }
-}
-
-async fn health() -> Json<&'static str> {
-    Json("ok")
-}
-
-async fn not_found() -> Problem {
-    Problem { status: StatusCode::NOT_FOUND, title: "not found" }
+async fn not_found() -> ApiError {
+    ApiError::not_found()
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -94,8 +79,9 @@ async fn log_request(mut req: axum::extract::Request, next: axum::middleware::Ne
 /// The application: every route, wrapped in the security headers and the body limit.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/api/health", get(health))
+        .merge(crate::api::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::auth::check_origin))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))

@@ -8,9 +8,28 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use kluis_server::accounts::{Accounts, Enrollment};
+use kluis_server::clock::Clock;
 use kluis_server::config::{Cli, Command, Serve};
 use kluis_server::http::{AppState, app, redirect_app};
 use kluis_server::store::Store;
+
+/// The practice and admin a first run creates.
+const FIRST_PRACTICE: &str = "My practice";
+/// The first admin's username.
+const FIRST_ADMIN: &str = "admin";
+
+/// On an empty data directory, creates the first practice and its admin; on a later start
+/// whose admin never enrolled, a fresh code (the old one was shown once and is not kept).
+fn first_run_enrollment(accounts: &Accounts) -> Result<Option<Enrollment>> {
+    if accounts.is_empty() {
+        return Ok(Some(accounts.add_practice(FIRST_PRACTICE, FIRST_ADMIN)?));
+    }
+    match accounts.pending_first_admin()? {
+        Some(admin) => Ok(Some(accounts.reissue(&admin.username)?)),
+        None => Ok(None),
+    }
+}
 use kluis_server::tls;
 
 /// How long in-flight requests may finish after a shutdown signal.
@@ -38,6 +57,8 @@ async fn serve(opts: Serve) -> Result<()> {
     std::fs::create_dir_all(&opts.data).with_context(|| format!("creating {}", opts.data.display()))?;
     let notes = Store::open(&opts.notes_dir()).context("opening the notes store")?;
     let identities = Store::open(&opts.identities_dir()).context("opening the identities store")?;
+    let accounts = Accounts::open(&opts.accounts_dir(), Clock::System).context("opening the accounts store")?;
+    let first_run = first_run_enrollment(&accounts)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (config, dev) = match (&opts.tls_cert, &opts.tls_key) {
         (Some(c), Some(k)) => (axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await?, None),
@@ -50,8 +71,10 @@ async fn serve(opts: Serve) -> Result<()> {
     let listener = std::net::TcpListener::bind(opts.listen).with_context(|| format!("listening on {}", opts.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let app = app(AppState { notes: notes.clone(), identities: identities.clone() });
-    let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone()).serve(app.into_make_service());
+    let app = app(AppState { accounts: accounts.clone(), notes: notes.clone(), identities: identities.clone() });
+    let server = axum_server::from_tcp_rustls(listener, config)
+        .handle(handle.clone())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>());
     let redirect = if opts.http_listen == "off" {
         None
     } else {
@@ -87,7 +110,15 @@ async fn serve(opts: Serve) -> Result<()> {
         );
         eprintln!("  use --tls-cert/--tls-key for a real one).");
     }
-    eprintln!("  Accounts and sign-in are not built yet: the server stores nothing for users so far.");
+    if let Some(e) = &first_run {
+        eprintln!();
+        eprintln!("  First run: practice \"{}\" was created. Enroll its admin:", e.practice.as_deref().unwrap_or(""));
+        eprintln!("    username:        {}", e.username);
+        eprintln!("    enrollment code: {}   (works once, for 72 hours)", e.code);
+        eprintln!("  The browser app arrives with the next issue; until then enroll through the API:");
+        eprintln!("    POST https://{host}:{}/api/enroll  {{\"code\", \"password\", \"email\"}}", addr.port());
+        eprintln!();
+    }
     eprintln!("  Stop with Ctrl-C.");
     tokio::spawn({
         let handle = handle.clone();
@@ -107,6 +138,7 @@ async fn serve(opts: Serve) -> Result<()> {
     }
     notes.flush().await?;
     identities.flush().await?;
+    accounts.flush().await?;
     eprintln!("kluis: stopped; everything is on disk.");
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! - `entries`: vault id ‖ record id → u64 version ‖ u8 live ‖ envelope hash[32] (zeros if deleted);
 //! - `records`: vault id ‖ record id ‖ u64 version → the envelope, immutable once written;
 //! - `updates`: vault id ‖ u64 counter → the save that produced that counter (FORMAT.md §4.4),
-//!   which clients replay to check that a newer manifest descends from theirs.
+//!   which clients replay to check that a newer manifest descends from theirs;
+//! - `owners`:  vault id → owner (a user id, 16 bytes), and `by_owner`: owner → vault id, written
+//!   in the same transaction as the vault's genesis head (one vault per owner per store).
 //!
 //! The manifest is kept as entries, not one blob, so a save writes only what it changes (a
 //! 10,000-record vault's manifest is half a megabyte). A save is one sled transaction over the
@@ -51,6 +53,11 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    owners: Tree,
+    by_owner: Tree,
+    /// Held for writing while a save's transaction applies, and for reading while a manifest is
+    /// assembled from its head and entries, so a reader never sees half a save.
+    consistency: std::sync::Arc<std::sync::RwLock<()>>,
     heads: Tree,
     entries: Tree,
     records: Tree,
@@ -152,6 +159,9 @@ impl Store {
             entries: db.open_tree("entries")?,
             records: db.open_tree("records")?,
             updates: db.open_tree("updates")?,
+            owners: db.open_tree("owners")?,
+            by_owner: db.open_tree("by_owner")?,
+            consistency: Default::default(),
             db,
         })
     }
@@ -168,18 +178,41 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a vault from its genesis manifest (counter 0, no entries), once.
-    pub async fn create_vault(&self, genesis: &[u8]) -> Result<VaultId, StoreError> {
+    /// Creates `owner`'s vault from its genesis manifest (counter 0, no entries), once: a vault
+    /// id that exists, or an owner who has a vault in this store already, is refused.
+    pub async fn create_vault(&self, owner: [u8; 16], genesis: &[u8]) -> Result<VaultId, StoreError> {
         let m = Manifest::decode(genesis).map_err(|_| StoreError::BadRequest("not a manifest"))?;
         if m.counter != 0 || !m.entries.is_empty() || m.chain != kluis_core::manifest::genesis_chain(&m.vault) {
             return Err(StoreError::BadRequest("a new vault starts from a genesis manifest"));
         }
         let head = Head { counter: 0, saved_at_ms: m.saved_at_ms, entry_count: 0, chain: m.chain, mac: m.mac };
-        self.heads
-            .compare_and_swap(m.vault.to_bytes(), None as Option<&[u8]>, Some(&head.encode()[..]))?
-            .map_err(|_| StoreError::Exists)?;
+        let id = m.vault.to_bytes();
+        let result = (&self.heads, &self.owners, &self.by_owner).transaction(|(heads, owners, by_owner)| {
+            if heads.get(id)?.is_some() || by_owner.get(owner)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(StoreError::Exists));
+            }
+            heads.insert(&id, &head.encode()[..])?;
+            owners.insert(&id, &owner)?;
+            by_owner.insert(&owner, &id)?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
+        }
         self.flush().await?;
         Ok(m.vault)
+    }
+
+    /// The owner of a vault (a user id), if the vault is in this store.
+    pub fn owner(&self, vault: &VaultId) -> Result<Option<[u8; 16]>, StoreError> {
+        Ok(self.owners.get(vault.to_bytes())?.and_then(|v| v.as_ref().try_into().ok()))
+    }
+
+    /// The vault `owner` has in this store, if any.
+    pub fn vault_of(&self, owner: &[u8; 16]) -> Result<Option<VaultId>, StoreError> {
+        Ok(self.by_owner.get(owner)?.and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok()).map(VaultId::from_bytes))
     }
 
     fn stored_head(&self, vault: &VaultId) -> Result<Head, StoreError> {
@@ -200,6 +233,7 @@ impl Store {
 
     /// The current manifest of a vault, assembled from its head and entries.
     pub fn head(&self, vault: &VaultId) -> Result<Vec<u8>, StoreError> {
+        let _read = self.consistency.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let h = self.stored_head(vault)?;
         let m = Manifest {
             vault: *vault,
@@ -214,8 +248,17 @@ impl Store {
 
     /// Applies a save atomically: the manifest update and the envelopes of its live changes.
     /// Writes only what the save changes. Returns once the save is durable.
-    pub async fn save(&self, update: &[u8], envelopes: &[(RecordId, Vec<u8>)]) -> Result<(), StoreError> {
+    /// The update must be for `vault` (the one the caller was authorised for).
+    pub async fn save(
+        &self,
+        vault: &VaultId,
+        update: &[u8],
+        envelopes: &[(RecordId, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let u = ManifestUpdate::decode(update).map_err(|_| StoreError::BadRequest("not a manifest update"))?;
+        if u.vault != *vault {
+            return Err(StoreError::BadRequest("the update is for another vault"));
+        }
         // Every live change comes with exactly its envelope, and nothing else comes.
         let live = u.changes.values().filter(|e| matches!(e.state, EntryState::Live(_))).count();
         if envelopes.len() != live {
@@ -236,6 +279,7 @@ impl Store {
         let head_key = u.vault.to_bytes();
         let next_chain = u.next_chain();
         let trees = (&self.heads, &self.entries, &self.records, &self.updates);
+        let write = self.consistency.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = trees.transaction(|(heads, entries, records, updates)| {
             let abort = ConflictableTransactionError::Abort;
             let stored = heads.get(head_key)?.ok_or(abort(StoreError::NotFound))?;
@@ -274,6 +318,7 @@ impl Store {
             heads.insert(&head_key, &next.encode()[..])?;
             Ok(())
         });
+        drop(write);
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -310,28 +355,70 @@ impl Store {
         self.updates.range(start..=end).values().map(|v| v.map(|v| v.to_vec()).map_err(StoreError::from)).collect()
     }
 
-    /// The current envelope of every live record changed after counter `since` (0: all of them),
-    /// with one read of the manifest (the bulk sync of a 10,000-record vault).
-    pub fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
-        self.stored_head(vault)?;
+    /// A consistent view of a vault for a client that knows counter `since` (0: nothing): the
+    /// current manifest, the saves after `since` (oldest first), and the current envelope of
+    /// every live record changed after it, all from the same state. This is the bulk sync that
+    /// opens a 10,000-record vault in one response.
+    pub fn sync(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
+        let _read = self.consistency.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = self.stored_head(vault)?;
         let entries = self.entries(vault)?;
+        let updates = if since >= h.counter { Vec::new() } else { self.updates_since(vault, since)? };
         let changed: Option<std::collections::BTreeSet<RecordId>> = if since == 0 {
             None
         } else {
             let mut set = std::collections::BTreeSet::new();
-            for u in self.updates_since(vault, since)? {
-                let u = ManifestUpdate::decode(&u).map_err(|_| StoreError::BadRequest("stored update unreadable"))?;
+            for u in &updates {
+                let u = ManifestUpdate::decode(u).map_err(|_| StoreError::BadRequest("stored update unreadable"))?;
                 set.extend(u.changes.keys().copied());
             }
             Some(set)
         };
-        entries
+        let records = entries
             .iter()
             .filter(|(id, e)| e.state != EntryState::Deleted && changed.as_ref().is_none_or(|c| c.contains(id)))
             .map(|(id, e)| {
                 let bytes = self.records.get(record_key(vault, id, e.version))?.ok_or(StoreError::NotFound)?;
                 Ok((*id, bytes.to_vec()))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let head = Manifest {
+            vault: *vault,
+            counter: h.counter,
+            saved_at_ms: h.saved_at_ms,
+            chain: h.chain,
+            entries,
+            mac: h.mac,
+        }
+        .encode();
+        Ok(Synced { head, updates, records })
+    }
+
+    /// The current envelope of every live record changed after counter `since` (0: all).
+    pub fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
+        Ok(self.sync(vault, since)?.records)
+    }
+}
+
+/// What [`Store::sync`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    /// The encoded current manifest.
+    pub head: Vec<u8>,
+    /// The encoded saves after the counter asked for.
+    pub updates: Vec<Vec<u8>>,
+    /// `(id, envelope)` of the live records changed after it, in id order.
+    pub records: Vec<(RecordId, Vec<u8>)>,
+}
+
+impl Synced {
+    /// The wire form (FORMAT.md §10.2).
+    pub fn encode(&self) -> Vec<u8> {
+        kluis_core::wire::SyncResponse {
+            head: &self.head,
+            updates: self.updates.iter().map(Vec::as_slice).collect(),
+            records: self.records.iter().map(|(id, e)| (*id, e.as_slice())).collect(),
+        }
+        .encode()
     }
 }

@@ -27,7 +27,7 @@ async fn writer(dir: &str) {
     let store = Store::open(std::path::Path::new(dir)).unwrap();
     let keys = keys();
     if store.head(&keys.id).is_err() {
-        store.create_vault(&Manifest::genesis(&keys, 0).encode()).await.unwrap();
+        store.create_vault([1; 16], &Manifest::genesis(&keys, 0).encode()).await.unwrap();
     }
     loop {
         let head = verify(&store.head(&keys.id).unwrap(), &keys, None, &[]).unwrap();
@@ -40,7 +40,7 @@ async fn writer(dir: &str) {
         let env = envelope::seal(&keys, &header, format!("note after save {n}").as_bytes()).unwrap();
         let change = Entry { version: header.version, state: EntryState::Live(EnvelopeHash::of(&env)) };
         let (update, _) = head.prepare_update(&keys, BTreeMap::from([(id, change)]), n).unwrap();
-        store.save(&update.encode(), &[(id, env)]).await.unwrap();
+        store.save(&keys.id, &update.encode(), &[(id, env)]).await.unwrap();
         println!("ack {}", n + 1);
     }
 }

@@ -8,12 +8,18 @@ use std::process::{Command, Stdio};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use kluis_server::accounts::Accounts;
+use kluis_server::clock::Clock;
 use kluis_server::http::{AppState, CSP, app};
 use kluis_server::store::Store;
 use tower::ServiceExt;
 
 fn state(dir: &std::path::Path) -> AppState {
-    AppState { notes: Store::open(&dir.join("n")).unwrap(), identities: Store::open(&dir.join("i")).unwrap() }
+    AppState {
+        accounts: Accounts::open(&dir.join("a"), Clock::System).unwrap(),
+        notes: Store::open(&dir.join("n")).unwrap(),
+        identities: Store::open(&dir.join("i")).unwrap(),
+    }
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ impl Client {
     async fn new(store: &Store, seed: u8) -> Self {
         let keys = KeyHierarchy::derive(&VaultSecret::from_bytes([seed; 32])).notes;
         let genesis = Manifest::genesis(&keys, 1).encode();
-        store.create_vault(&genesis).await.unwrap();
+        store.create_vault([seed; 16], &genesis).await.unwrap();
         let head = verify(&genesis, &keys, None, &[]).unwrap();
         Client { hw: head.high_water(), head, keys }
     }
@@ -63,10 +63,10 @@ async fn saves_apply_atomically_and_a_client_verifies_them() {
     let store = Store::open(dir.path()).unwrap();
     let mut c = Client::new(&store, 1).await;
     let (u, e) = c.prepare(&store, &[(id(1), b"first"), (id(2), b"second")]);
-    store.save(&u, &e).await.unwrap();
+    store.save(&c.keys.id, &u, &e).await.unwrap();
     assert_eq!(c.sync(&store), vec![b"first".to_vec(), b"second".to_vec()]);
     let (u, e) = c.prepare(&store, &[(id(1), b"first, revised")]);
-    store.save(&u, &e).await.unwrap();
+    store.save(&c.keys.id, &u, &e).await.unwrap();
     assert_eq!(c.sync(&store), vec![b"first, revised".to_vec(), b"second".to_vec()]);
     // History keeps every version; delta sync returns what changed after counter 1.
     assert_eq!(store.history(&c.keys.id, &id(1)).unwrap().len(), 2);
@@ -84,9 +84,9 @@ async fn a_stale_save_is_a_conflict_and_changes_nothing() {
     let c = Client::new(&store, 2).await;
     let (u1, e1) = c.prepare(&store, &[(id(1), b"from device A")]);
     let (u2, e2) = c.prepare(&store, &[(id(2), b"from device B")]);
-    store.save(&u1, &e1).await.unwrap();
+    store.save(&c.keys.id, &u1, &e1).await.unwrap();
     let head = store.head(&c.keys.id).unwrap();
-    assert!(matches!(store.save(&u2, &e2).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.save(&c.keys.id, &u2, &e2).await, Err(StoreError::Conflict)));
     assert_eq!(store.head(&c.keys.id).unwrap(), head);
     assert!(matches!(store.record(&c.keys.id, &id(2), Some(1)), Err(StoreError::NotFound)));
     assert_eq!(store.updates_since(&c.keys.id, 0).unwrap().len(), 1);
@@ -97,12 +97,13 @@ async fn concurrent_saves_from_one_state_let_exactly_one_win() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let c = Client::new(&store, 3).await;
+    let vault = c.keys.id;
     let saves: Vec<_> = (0..8u8).map(|i| c.prepare(&store, &[(id(10 + i), b"concurrent")])).collect();
     let tasks: Vec<_> = saves
         .into_iter()
         .map(|(u, e)| {
             let store = store.clone();
-            tokio::spawn(async move { store.save(&u, &e).await })
+            tokio::spawn(async move { store.save(&vault, &u, &e).await })
         })
         .collect();
     let mut won = 0;
@@ -125,21 +126,21 @@ async fn saves_that_contradict_themselves_are_refused_whole() {
     let (u, e) = c.prepare(&store, &[(id(1), b"one"), (id(2), b"two")]);
     let head = store.head(&c.keys.id).unwrap();
     // An envelope missing, an extra one, or one that is not the envelope the update names.
-    assert!(matches!(store.save(&u, &e[..1]).await, Err(StoreError::BadRequest(_))));
+    assert!(matches!(store.save(&c.keys.id, &u, &e[..1]).await, Err(StoreError::BadRequest(_))));
     let mut extra = e.clone();
     extra.push((id(3), e[0].1.clone()));
-    assert!(matches!(store.save(&u, &extra).await, Err(StoreError::BadRequest(_))));
+    assert!(matches!(store.save(&c.keys.id, &u, &extra).await, Err(StoreError::BadRequest(_))));
     let swapped = vec![(id(1), e[1].1.clone()), (id(2), e[0].1.clone())];
-    assert!(matches!(store.save(&u, &swapped).await, Err(StoreError::BadRequest(_))));
-    assert!(matches!(store.save(b"not cbor", &e).await, Err(StoreError::BadRequest(_))));
+    assert!(matches!(store.save(&c.keys.id, &u, &swapped).await, Err(StoreError::BadRequest(_))));
+    assert!(matches!(store.save(&c.keys.id, b"not cbor", &e).await, Err(StoreError::BadRequest(_))));
     assert_eq!(store.head(&c.keys.id).unwrap(), head);
     assert!(store.records_since(&c.keys.id, 0).unwrap().is_empty());
     // A vault is created once, from a genesis manifest only.
     let genesis = Manifest::genesis(&c.keys, 1).encode();
-    assert!(matches!(store.create_vault(&genesis).await, Err(StoreError::Exists)));
-    assert!(matches!(store.create_vault(&head[..head.len() - 1]).await, Err(StoreError::BadRequest(_))));
+    assert!(matches!(store.create_vault([0xee; 16], &genesis).await, Err(StoreError::Exists)));
+    assert!(matches!(store.create_vault([0xef; 16], &head[..head.len() - 1]).await, Err(StoreError::BadRequest(_))));
     // The honest save still works afterwards.
-    store.save(&u, &e).await.unwrap();
+    store.save(&c.keys.id, &u, &e).await.unwrap();
 }
 
 #[tokio::test]
@@ -149,7 +150,7 @@ async fn acknowledged_saves_survive_reopening() {
         let store = Store::open(dir.path()).unwrap();
         let c = Client::new(&store, 5).await;
         let (u, e) = c.prepare(&store, &[(id(1), b"durable")]);
-        store.save(&u, &e).await.unwrap();
+        store.save(&c.keys.id, &u, &e).await.unwrap();
         (c.keys.id, store.head(&c.keys.id).unwrap())
     };
     let store = Store::open(dir.path()).unwrap();

@@ -1,0 +1,74 @@
+//! The JSON and CBOR API under `/api`. Every route is in [`ROUTES`], which the OpenAPI
+//! description (`/api/openapi.json`) and the authorisation matrix test are both checked
+//! against, so a new endpoint cannot skip either.
+
+pub mod account;
+pub mod auth;
+pub mod problem;
+pub mod vaults;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+
+use crate::http::AppState;
+
+/// Largest JSON body (sign-in, enrollment, invitations).
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+/// Largest genesis manifest (FORMAT.md §4.1 with no entries is under 200 bytes).
+pub const MAX_GENESIS_BYTES: usize = 4 * 1024;
+
+/// Every route: method and path (axum syntax).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/health"),
+    ("GET", "/api/openapi.json"),
+    ("POST", "/api/enroll"),
+    ("POST", "/api/sign-in"),
+    ("POST", "/api/sign-out"),
+    ("GET", "/api/me"),
+    ("GET", "/api/sessions"),
+    ("DELETE", "/api/sessions/{id}"),
+    ("GET", "/api/practice/users"),
+    ("POST", "/api/practice/invitations"),
+    ("POST", "/api/vaults/{kind}"),
+    ("GET", "/api/vaults/{vault}/sync"),
+    ("GET", "/api/vaults/{vault}/head"),
+    ("POST", "/api/vaults/{vault}/saves"),
+    ("GET", "/api/vaults/{vault}/records/{record}"),
+];
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn health() -> axum::Json<&'static str> {
+    axum::Json("ok")
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The API routes.
+pub fn router() -> Router<AppState> {
+    let json = DefaultBodyLimit::max(MAX_JSON_BYTES);
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/enroll", post(account::enroll).layer(json))
+        .route("/api/sign-in", post(account::sign_in).layer(json))
+        .route("/api/sign-out", post(account::sign_out).layer(json))
+        .route("/api/me", get(account::me))
+        .route("/api/sessions", get(account::sessions))
+        .route("/api/sessions/{id}", delete(account::revoke_session))
+        .route("/api/practice/users", get(account::practice_users))
+        .route("/api/practice/invitations", post(account::invite).layer(json))
+        .route("/api/vaults/{kind}", post(vaults::create).layer(DefaultBodyLimit::max(MAX_GENESIS_BYTES)))
+        .route("/api/vaults/{vault}/sync", get(vaults::sync))
+        .route("/api/vaults/{vault}/head", get(vaults::head))
+        .route(
+            "/api/vaults/{vault}/saves",
+            post(vaults::save).layer(DefaultBodyLimit::max(kluis_core::spec::MAX_SAVE_BYTES)),
+        )
+        .route("/api/vaults/{vault}/records/{record}", get(vaults::record))
+}

@@ -1,0 +1,218 @@
+//! Enrollment, sign-in, sign-out, the signed-in user, their sessions, and a practice admin's
+//! invitations.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{BROWSER_COOKIE, browser_cookie, cleared_session_cookie, cookie, require, session_cookie};
+use super::problem::ApiError;
+use crate::accounts::model::{Role, User, UserState};
+use crate::accounts::password::Password;
+use crate::accounts::{Attempt, Enrollment, Outcome, SessionView, Signed};
+use crate::http::AppState;
+
+/// Takes a JSON body, turning its rejections into problems.
+pub type Body<T> = Result<Json<T>, JsonRejection>;
+
+fn body<T>(b: Body<T>) -> Result<T, ApiError> {
+    b.map(|Json(t)| t).map_err(ApiError::from)
+}
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The signed-in user as the app sees them.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    username: String,
+    roles: BTreeSet<Role>,
+    practice: Option<String>,
+    email: Option<String>,
+    /// Vault ids (hex), once created.
+    vaults: Vaults,
+}
+
+#[derive(Debug, Serialize)]
+struct Vaults {
+    notes: Option<String>,
+    identities: Option<String>,
+}
+
+fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
+    let practice = user.practice.map(|p| state.accounts.practice(&p).map(|p| p.name)).transpose()?;
+    let vault = |s: &crate::store::Store| -> Result<Option<String>, ApiError> {
+        Ok(s.vault_of(&user.id.0)?.map(|v| hex::encode(v.to_bytes())))
+    };
+    Ok(Me {
+        username: user.username.clone(),
+        roles: user.roles.clone(),
+        practice,
+        email: user.email.clone(),
+        vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
+    })
+}
+
+/// `POST /api/enroll`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    code: String,
+    password: String,
+    email: String,
+    #[serde(default)]
+    mobile: Option<String>,
+}
+
+/// Enrollment with a code; signs the new user in.
+pub async fn enroll(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: Body<EnrollRequest>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
+        ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
+    })?;
+    let password = Password::new(&req.password);
+    let (user, token) = state
+        .accounts
+        .enroll_and_sign_in(&req.code, password, req.email.trim(), req.mobile.as_deref(), user_agent(&headers))
+        .await?;
+    let me = me_of(&state, &user)?;
+    Ok((StatusCode::CREATED, [(header::SET_COOKIE, session_cookie(token.expose()))], Json(me)).into_response())
+}
+
+/// `POST /api/sign-in`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    username: String,
+    password: String,
+}
+
+/// Password sign-in.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    req: Body<SignInRequest>,
+) -> Result<Response, ApiError> {
+    let req = body(req)?;
+    let attempt = Attempt {
+        username: &req.username,
+        password: Password::new(&req.password),
+        ip: addr.ip(),
+        user_agent: user_agent(&headers),
+        browser: cookie(&headers, BROWSER_COOKIE),
+    };
+    match state.accounts.sign_in(attempt).await? {
+        Outcome::Success { user, session, browser } => {
+            let me = me_of(&state, &user)?;
+            let mut res = Json(me).into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&session_cookie(session.expose())) {
+                h.append(header::SET_COOKIE, v);
+            }
+            if let Some(b) = browser {
+                if let Ok(v) = HeaderValue::from_str(&browser_cookie(b.expose())) {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            Ok(res)
+        }
+        Outcome::Failed => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password")),
+        Outcome::Throttled(ms) => Err(ApiError::wait(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many sign-in attempts; wait before trying again",
+            ms,
+        )),
+        Outcome::Locked => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed sign-ins: sign in from a browser you have used before, or ask your practice admin",
+        )),
+    }
+}
+
+/// Sign-out: ends the session and asks the browser to clear its cache and cookies, but not its
+/// storage (which keeps the device key and the highest manifest seen).
+pub async fn sign_out(State(state): State<AppState>, signed: Signed) -> Result<Response, ApiError> {
+    state.accounts.sign_out(&signed).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [
+            (header::SET_COOKIE, cleared_session_cookie()),
+            (HeaderName::from_static("clear-site-data"), "\"cache\", \"cookies\"".to_owned()),
+        ],
+    )
+        .into_response())
+}
+
+/// `GET /api/me`.
+pub async fn me(State(state): State<AppState>, signed: Signed) -> Result<Json<Me>, ApiError> {
+    Ok(Json(me_of(&state, &signed.user)?))
+}
+
+/// `GET /api/sessions`: the user's live sessions.
+pub async fn sessions(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<SessionView>>, ApiError> {
+    Ok(Json(state.accounts.sessions_of(&signed)?))
+}
+
+/// `DELETE /api/sessions/{id}`: ends one of the user's own sessions.
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    signed: Signed,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Path(id) = id?;
+    state.accounts.revoke_session(&signed, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A practice member as its admins see them.
+#[derive(Debug, Serialize)]
+pub struct Member {
+    username: String,
+    roles: BTreeSet<Role>,
+    state: UserState,
+}
+
+/// `GET /api/practice/users` (admins): the practice's users.
+pub async fn practice_users(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<Member>>, ApiError> {
+    require(&signed, Role::Admin)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let users = state.accounts.practice_users(&practice)?;
+    Ok(Json(users.into_iter().map(|u| Member { username: u.username, roles: u.roles, state: u.state }).collect()))
+}
+
+/// `POST /api/practice/invitations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    username: String,
+    roles: BTreeSet<Role>,
+}
+
+/// A practice admin invites a user to their own practice.
+pub async fn invite(
+    State(state): State<AppState>,
+    signed: Signed,
+    req: Body<InviteRequest>,
+) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
+    require(&signed, Role::Admin)?;
+    let req = body(req)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let name = state.accounts.practice(&practice)?.name;
+    let accounts = state.accounts.clone();
+    let e = tokio::task::spawn_blocking(move || accounts.invite(&name, &req.username, req.roles))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    Ok((StatusCode::CREATED, Json(e)))
+}

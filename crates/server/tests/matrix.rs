@@ -1,0 +1,212 @@
+//! The authorisation matrix (security-anchors §4.5, ASVS V8): every endpoint × every kind of
+//! subject × every object owner, one expected status per cell, from the table below. Each
+//! route of `api::ROUTES` must have rows here, and each status seen must be documented for its
+//! operation in `/api/openapi.json`, so a new endpoint cannot skip either.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::http::Method;
+use kluis_core::manifest::{Entry, EntryState, Manifest, verify};
+use kluis_core::wire::SaveRequest;
+use kluis_core::{EnvelopeHash, KeyHierarchy, RecordHeader, RecordId, RecordKind, VaultKeys, VaultSecret, envelope};
+use kluis_server::accounts::model::Role;
+use kluis_server::api::{OPENAPI, ROUTES};
+use server::{Call, PASSWORD, TestServer};
+
+/// Subjects, in the table's column order.
+const SUBJECTS: [&str; 8] = ["anon", "A", "B", "admin", "support", "other", "expired", "signedout"];
+
+/// `route owner | expected status per subject`. Owners: `A` (practitioner A's vault or session),
+/// `B` (practitioner B's, same practice), `none` (nobody's), `-` (no object).
+/// A is admin and practitioner of practice P; B a practitioner of P; `admin` only an admin of
+/// P; `support` the operator's support staff; `other` admin and practitioner of practice Q;
+/// `expired` is A's session after the idle timeout; `signedout` A's session after sign-out.
+const TABLE: &str = "
+# route                                   owner  anon A   B   admin support other expired signedout
+GET /api/health                           -      200  200 200 200   200     200   200     200
+GET /api/openapi.json                     -      200  200 200 200   200     200   200     200
+POST /api/enroll                          -      400  400 400 400   400     400   400     400
+POST /api/sign-in                         -      401  401 401 401   401     401   401     401
+GET /api/me                               -      401  200 200 200   200     200   401     401
+GET /api/sessions                         -      401  200 200 200   200     200   401     401
+DELETE /api/sessions/{id}                 A      401  204 404 404   404     404   401     401
+DELETE /api/sessions/{id}                 B      401  404 204 404   404     404   401     401
+DELETE /api/sessions/{id}                 none   401  404 404 404   404     404   401     401
+GET /api/practice/users                   -      401  200 403 200   403     200   401     401
+POST /api/practice/invitations            -      401  201 403 201   403     201   401     401
+POST /api/vaults/{kind}                   -      401  201 201 403   403     201   401     401
+GET /api/vaults/{vault}/sync              A      401  200 404 403   403     404   401     401
+GET /api/vaults/{vault}/sync              B      401  404 200 403   403     404   401     401
+GET /api/vaults/{vault}/sync              none   401  404 404 403   403     404   401     401
+GET /api/vaults/{vault}/head              A      401  200 404 403   403     404   401     401
+GET /api/vaults/{vault}/head              B      401  404 200 403   403     404   401     401
+GET /api/vaults/{vault}/head              none   401  404 404 403   403     404   401     401
+POST /api/vaults/{vault}/saves            A      401  204 404 403   403     404   401     401
+POST /api/vaults/{vault}/saves            B      401  404 204 403   403     404   401     401
+POST /api/vaults/{vault}/saves            none   401  404 404 403   403     404   401     401
+GET /api/vaults/{vault}/records/{record}  A      401  200 404 403   403     404   401     401
+GET /api/vaults/{vault}/records/{record}  B      401  404 200 403   403     404   401     401
+GET /api/vaults/{vault}/records/{record}  none   401  404 404 403   403     404   401     401
+POST /api/sign-out                        -      401  204 204 204   204     204   401     401
+";
+
+fn vault_keys(seed: u8) -> VaultKeys {
+    KeyHierarchy::derive(&VaultSecret::from_bytes([seed; 32])).notes
+}
+
+/// A vault with one record in it, owned by the subject whose session is `token`.
+async fn make_vault(s: &TestServer, token: &str, keys: &VaultKeys) -> RecordId {
+    let res = s.call(Call::post("/api/vaults/notes").session(token).cbor(Manifest::genesis(keys, 1).encode())).await;
+    assert_eq!(res.status, 201);
+    let rec = RecordId::from_bytes([keys.id.to_bytes()[0]; 16]);
+    let res = s
+        .call(
+            Call::post(&format!("/api/vaults/{}/saves", hex::encode(keys.id.to_bytes())))
+                .session(token)
+                .cbor(save_body(s, keys, rec)),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", String::from_utf8_lossy(&res.body));
+    rec
+}
+
+/// A valid save of a new version of `rec` on top of the vault's current head.
+fn save_body(s: &TestServer, keys: &VaultKeys, rec: RecordId) -> Vec<u8> {
+    let head = verify(&s.state.notes.head(&keys.id).unwrap(), keys, None, &[]).unwrap();
+    let header = match s.state.notes.record(&keys.id, &rec, None) {
+        Ok(prev) => envelope::header_of(&prev).unwrap().next(&prev).unwrap(),
+        Err(_) => RecordHeader::first(keys.id, rec, RecordKind::Note),
+    };
+    let env = envelope::seal(keys, &header, b"SOAP: matrix").unwrap();
+    let change = Entry { version: header.version, state: EntryState::Live(EnvelopeHash::of(&env)) };
+    let (update, _) = head.prepare_update(keys, BTreeMap::from([(rec, change)]), 2).unwrap();
+    SaveRequest { update: &update.encode(), envelopes: vec![(rec, &env)] }.encode()
+}
+
+fn session_id(s: &TestServer, token: &str) -> String {
+    let signed = s.state.accounts.authenticate(token, false).unwrap().unwrap();
+    signed.session.id
+}
+
+#[tokio::test]
+async fn every_endpoint_every_subject_every_owner() {
+    let s = TestServer::new();
+    // A's sessions that the matrix tests as dead ones, made before the live ones.
+    let a = s.practice("P", "anna").await;
+    s.clock.advance(16 * 60 * 1000);
+    let expired = a;
+    let signed_out = s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
+    assert_eq!(s.call(Call::post("/api/sign-out").session(&signed_out)).await.status, 204);
+    let a = s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
+    let b = s.member("P", "bram", &[Role::Practitioner]).await;
+    let admin = s.member("P", "dirk", &[Role::Admin]).await;
+    let support = s.support("sam").await;
+    let other = s.practice("Q", "olga").await;
+    let sessions = [
+        None,
+        Some(a.clone()),
+        Some(b.clone()),
+        Some(admin),
+        Some(support),
+        Some(other),
+        Some(expired),
+        Some(signed_out),
+    ];
+    // Objects: A's and B's vaults with a record each; spare sessions of A and B to revoke.
+    let (ka, kb, knone) = (vault_keys(0xa), vault_keys(0xb), vault_keys(0xc));
+    let ra = make_vault(&s, &a, &ka).await;
+    let rb = make_vault(&s, &b, &kb).await;
+    let spare_a = session_id(&s, &s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap());
+    let spare_b = session_id(&s, &s.sign_in("bram", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap());
+    let openapi: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+    let counter = AtomicU32::new(0);
+
+    let mut covered = BTreeSet::new();
+    let mut cells = 0;
+    for line in TABLE.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (method, route, owner) = (cols[0], cols[1], cols[2]);
+        let expected: Vec<u16> = cols[3..].iter().map(|c| c.parse().unwrap()).collect();
+        assert_eq!(expected.len(), SUBJECTS.len(), "{line}");
+        assert!(
+            ROUTES.contains(&(method, route)),
+            "the table names a route the server does not have: {method} {route}"
+        );
+        covered.insert((method, route));
+        let (keys, rec, spare) = match owner {
+            "A" => (Some(&ka), ra, spare_a.clone()),
+            "B" => (Some(&kb), rb, spare_b.clone()),
+            "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
+            _ => panic!("owner {owner}"),
+        };
+        let keys = keys.unwrap();
+        let vault = hex::encode(keys.id.to_bytes());
+        for (i, (subject, want)) in SUBJECTS.iter().zip(&expected).enumerate() {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let path = route
+                .replace("{id}", &spare)
+                .replace("{vault}", &vault)
+                .replace("{record}", &hex::encode(rec.to_bytes()))
+                .replace("{kind}", "identities");
+            let mut call = Call::new(Method::from_bytes(method.as_bytes()).unwrap(), &path);
+            call = match (method, route) {
+                ("POST", "/api/enroll") => call.json(serde_json::json!({"code": "0000-0000-0000-0000-0000", "password": PASSWORD, "email": "x@example.org"})),
+                ("POST", "/api/sign-in") => call.json(serde_json::json!({"username": format!("nobody{n}"), "password": PASSWORD})),
+                ("POST", "/api/practice/invitations") => call.json(serde_json::json!({"username": format!("new{n}"), "roles": ["practitioner"]})),
+                ("POST", "/api/vaults/{kind}") => call.cbor(Manifest::genesis(&vault_keys(0x40 + i as u8), 1).encode()),
+                ("POST", "/api/vaults/{vault}/saves") => {
+                    let body = if owner == "none" { save_body_for_missing(&knone) } else { save_body(&s, keys, rec) };
+                    call.cbor(body)
+                }
+                _ => call,
+            };
+            if let Some(token) = &sessions[i] {
+                call = call.session(token);
+            }
+            let res = s.call(call).await;
+            assert_eq!(
+                res.status.as_u16(),
+                *want,
+                "{method} {route} owner {owner} as {subject}: {}",
+                String::from_utf8_lossy(&res.body)
+            );
+            let op = &openapi["paths"][route][method.to_lowercase()];
+            assert!(
+                op["responses"][want.to_string()].is_object(),
+                "openapi.json does not document {want} for {method} {route}"
+            );
+            cells += 1;
+        }
+    }
+    for r in ROUTES {
+        assert!(covered.contains(r), "no matrix row for {} {}", r.0, r.1);
+    }
+    println!("{cells} matrix cells checked");
+}
+
+fn save_body_for_missing(keys: &VaultKeys) -> Vec<u8> {
+    let genesis = verify(&Manifest::genesis(keys, 1).encode(), keys, None, &[]).unwrap();
+    let rec = RecordId::from_bytes([1; 16]);
+    let env = envelope::seal(keys, &RecordHeader::first(keys.id, rec, RecordKind::Note), b"x").unwrap();
+    let change = Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) };
+    let (update, _) = genesis.prepare_update(keys, BTreeMap::from([(rec, change)]), 2).unwrap();
+    SaveRequest { update: &update.encode(), envelopes: vec![(rec, &env)] }.encode()
+}
+
+#[test]
+fn openapi_describes_exactly_the_routes() {
+    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    assert_eq!(documented, routes);
+}
