@@ -55,6 +55,32 @@ pub fn redirect_app(https_port: u16) -> Router {
     })
 }
 
+/// Makes every error a JSON problem: responses that axum or tower produce on their own (an
+/// unknown method, a body over the limit) get the same RFC 9457 body as the handlers' errors.
+async fn problem_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than this endpoint takes (nothing was stored)",
+        StatusCode::METHOD_NOT_ALLOWED => "this endpoint does not take that method",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "this endpoint does not take that content type",
+        s if s.is_server_error() => "internal error",
+        _ => "the request is not what this endpoint takes",
+    };
+    let mut out = ApiError::new(status, detail).into_response();
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// Logs one line per request: a request id (also returned as `x-request-id`), the method, the
 /// path without its query, the status and the time taken. Never bodies, cookies, headers or
 /// query strings, which may carry what must not be logged.
@@ -84,6 +110,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::auth::check_origin))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(problem_bodies))
         .layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

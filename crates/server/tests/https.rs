@@ -49,7 +49,8 @@ async fn every_response_carries_the_security_headers() {
         if status == StatusCode::NOT_FOUND {
             assert_eq!(h["content-type"], "application/problem+json");
             let body = res.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], br#"{"status":404,"title":"not found"}"#);
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!((problem["status"].as_u64(), problem["detail"].as_str()), (Some(404), Some("not found")));
         }
     }
     // A dropped store handle must release sled's lock before the next test reopens it.
@@ -70,14 +71,30 @@ fn the_binary_serves_https_and_stops_gracefully() {
     let first = lines.next().unwrap().unwrap();
     let url = first.split_whitespace().find(|w| w.starts_with("https://")).unwrap().to_owned();
     let mut early = Vec::new();
-    let plain = loop {
+    loop {
         let line = lines.next().unwrap().unwrap();
-        if let Some(rest) = line.trim().strip_prefix("plain HTTP on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
+        let done = line.contains("Stop with Ctrl-C");
         early.push(line);
-        assert!(early.len() < 10, "no redirect line: {early:?}");
+        assert!(early.len() < 30, "no end of the start-up text: {early:?}");
+        if done {
+            break;
+        }
+    }
+    let after = |prefix: &str| {
+        early
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {early:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
     };
+    let plain = after("plain HTTP on ");
+    // A first run creates the practice and prints its admin's username and enrollment code.
+    let username = after("username:");
+    let code = after("enrollment code:");
+    assert_eq!(username, "admin");
     let out = Command::new("curl")
         .args(["-sS", "-H", "Cookie: __Host-session=SECRET-COOKIE-VALUE", "--cacert"])
         .arg(dir.path().join("tls/dev-cert.pem"))
@@ -88,6 +105,39 @@ fn the_binary_serves_https_and_stops_gracefully() {
     assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("HTTP/2 200") || text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("strict-transport-security") && text.ends_with("\"ok\""), "{text}");
+    // A real client enrolls with the printed code and signs in over real HTTPS.
+    let jar = dir.path().join("cookies");
+    let origin = url.trim_end_matches('/').to_owned();
+    let curl_json = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", "--cacert"])
+            .arg(dir.path().join("tls/dev-cert.pem"))
+            .args(["-c"])
+            .arg(&jar)
+            .args(["-b"])
+            .arg(&jar)
+            .args(["-H", &format!("Origin: {origin}"), "-H", "Content-Type: application/json", "--data", body])
+            .arg(format!("{url}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let enrolled = curl_json(
+        "api/enroll",
+        &format!(r#"{{"code":"{code}","password":"SECRET-PASSWORD lentewind","email":"admin@example.org"}}"#),
+    );
+    assert!(enrolled.ends_with("\n201"), "{enrolled}");
+    let signed_in = curl_json("api/sign-in", r#"{"username":"Admin","password":"SECRET-PASSWORD lentewind"}"#);
+    assert!(signed_in.ends_with("\n200") && signed_in.contains(r#""roles":["practitioner","admin"]"#), "{signed_in}");
+    let me = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.path().join("tls/dev-cert.pem"))
+        .arg("-b")
+        .arg(&jar)
+        .arg(format!("{url}api/me"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&me.stdout).contains(r#""username":"admin""#));
     // Plain HTTP is not served on the HTTPS port, and the plain port only redirects.
     let on_tls_port = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url.replace("https", "http")])
@@ -117,7 +167,10 @@ fn the_binary_serves_https_and_stops_gracefully() {
     let logged =
         rest.iter().chain(&early).find(|l| l.contains(&id)).unwrap_or_else(|| panic!("no log line for {id}: {rest:?}"));
     assert!(logged.contains("GET") && logged.contains("/api/health") && logged.contains("status=200"), "{logged}");
-    assert!(!rest.iter().chain(&early).any(|l| l.contains("SECRET-COOKIE-VALUE")), "a cookie was logged");
+    for secret in ["SECRET-COOKIE-VALUE", "SECRET-PASSWORD", &code] {
+        assert!(!rest.iter().any(|l| l.contains(secret)), "{secret} was logged");
+    }
+    assert!(!early.iter().any(|l| l.contains("SECRET")), "a secret was logged");
     // The development key is private to its owner.
     #[cfg(unix)]
     {

@@ -2,7 +2,13 @@
 //! subject × every object owner, one expected status per cell, from the table below. Each
 //! route of `api::ROUTES` must have rows here, and each status seen must be documented for its
 //! operation in `/api/openapi.json`, so a new endpoint cannot skip either.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "support/server.rs"]
 mod server;

@@ -146,6 +146,17 @@ impl TestServer {
         Res { status, headers, body }
     }
 
+    /// Sends a request built by hand (no default headers).
+    pub async fn raw(&self, req: axum::http::request::Builder) -> Res {
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::from([10, 255, 0, 1]), 40000)));
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Res { status, headers, body }
+    }
+
     /// Enrolls a user with `code`; returns the session token.
     pub async fn enroll(&self, code: &str) -> String {
         let res = self
