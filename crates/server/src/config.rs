@@ -19,6 +19,92 @@ pub struct Cli {
 pub enum Command {
     /// Serve kluis over HTTPS.
     Serve(Serve),
+    /// Create the first practice and its admin (who is also a practitioner), and print the
+    /// admin's enrollment code.
+    Init {
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+        /// The practice's name.
+        #[arg(long, value_name = "NAME")]
+        practice: String,
+        /// The admin's username.
+        #[arg(long, value_name = "USERNAME")]
+        admin: String,
+    },
+    /// Practices.
+    #[command(subcommand)]
+    Practice(PracticeCommand),
+    /// Users of a practice.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The operator's support staff (in no practice; they never reach records).
+    #[command(subcommand)]
+    Support(SupportCommand),
+}
+
+/// `--data` for the operator commands.
+#[derive(Debug, Clone, Args)]
+pub struct DataDir {
+    /// Data directory of the server (its admin socket is used while it runs).
+    #[arg(long = "data", env = "KLUIS_DATA", default_value = "./kluis-data", value_name = "DIR")]
+    pub data: PathBuf,
+}
+
+/// `practice ...`
+#[derive(Debug, Subcommand)]
+pub enum PracticeCommand {
+    /// Add a practice and its admin; prints the admin's enrollment code.
+    Add {
+        /// The practice's name.
+        name: String,
+        /// The admin's username.
+        #[arg(long, value_name = "USERNAME")]
+        admin: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// `user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Invite a user to a practice; prints their single-use enrollment code.
+    Invite {
+        /// The username.
+        username: String,
+        /// The practice's name.
+        #[arg(long, value_name = "NAME")]
+        practice: String,
+        /// A role: practitioner or admin (repeat for both).
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// A fresh enrollment code for a user who has not enrolled yet (earlier codes stop working).
+    Code {
+        /// The username.
+        username: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// `support ...`
+#[derive(Debug, Subcommand)]
+pub enum SupportCommand {
+    /// Add a support staff member; prints their enrollment code.
+    Add {
+        /// The username.
+        username: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 /// `serve` options.

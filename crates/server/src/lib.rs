@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod clock;
 pub mod config;

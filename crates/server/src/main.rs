@@ -8,9 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use std::collections::BTreeSet;
+
+use kluis_server::accounts::model::Role;
 use kluis_server::accounts::{Accounts, Enrollment};
+use kluis_server::admin::{self, OperatorCommand};
 use kluis_server::clock::Clock;
 use kluis_server::config::{Cli, Command, Serve};
+use kluis_server::config::{PracticeCommand, SupportCommand, UserCommand};
 use kluis_server::http::{AppState, app, redirect_app};
 use kluis_server::store::Store;
 
@@ -21,12 +26,12 @@ const FIRST_ADMIN: &str = "admin";
 
 /// On an empty data directory, creates the first practice and its admin; on a later start
 /// whose admin never enrolled, a fresh code (the old one was shown once and is not kept).
-fn first_run_enrollment(accounts: &Accounts) -> Result<Option<Enrollment>> {
+fn first_run_enrollment(accounts: &Accounts) -> Result<Option<(Enrollment, bool)>> {
     if accounts.is_empty() {
-        return Ok(Some(accounts.add_practice(FIRST_PRACTICE, FIRST_ADMIN)?));
+        return Ok(Some((accounts.add_practice(FIRST_PRACTICE, FIRST_ADMIN)?, true)));
     }
     match accounts.pending_first_admin()? {
-        Some(admin) => Ok(Some(accounts.reissue(&admin.username)?)),
+        Some(admin) => Ok(Some((accounts.reissue(&admin.username)?, false))),
         None => Ok(None),
     }
 }
@@ -54,11 +59,14 @@ async fn shutdown_signal() {
 }
 
 async fn serve(opts: Serve) -> Result<()> {
-    std::fs::create_dir_all(&opts.data).with_context(|| format!("creating {}", opts.data.display()))?;
+    create_data_dir(&opts.data)?;
     let notes = Store::open(&opts.notes_dir()).context("opening the notes store")?;
     let identities = Store::open(&opts.identities_dir()).context("opening the identities store")?;
     let accounts = Accounts::open(&opts.accounts_dir(), Clock::System).context("opening the accounts store")?;
     let first_run = first_run_enrollment(&accounts)?;
+    let socket = admin::socket_path(&opts.data);
+    let admin_listener =
+        admin::bind_socket(&socket).await.with_context(|| format!("the admin socket {}", socket.display()))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (config, dev) = match (&opts.tls_cert, &opts.tls_key) {
         (Some(c), Some(k)) => (axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await?, None),
@@ -110,9 +118,14 @@ async fn serve(opts: Serve) -> Result<()> {
         );
         eprintln!("  use --tls-cert/--tls-key for a real one).");
     }
-    if let Some(e) = &first_run {
+    if let Some((e, created)) = &first_run {
+        let practice = e.practice.as_deref().unwrap_or("");
         eprintln!();
-        eprintln!("  First run: practice \"{}\" was created. Enroll its admin:", e.practice.as_deref().unwrap_or(""));
+        if *created {
+            eprintln!("  First run: practice \"{practice}\" was created. Enroll its admin:");
+        } else {
+            eprintln!("  The admin of \"{practice}\" has not enrolled yet. A new code (earlier ones no longer work):");
+        }
         eprintln!("    username:        {}", e.username);
         eprintln!("    enrollment code: {}   (works once, for 72 hours)", e.code);
         eprintln!("  The browser app arrives with the next issue; until then enroll through the API:");
@@ -120,6 +133,14 @@ async fn serve(opts: Serve) -> Result<()> {
         eprintln!();
     }
     eprintln!("  Stop with Ctrl-C.");
+    tokio::spawn({
+        let (socket, accounts) = (socket.clone(), accounts.clone());
+        async move {
+            if let Err(e) = admin::serve_socket(admin_listener, socket, accounts).await {
+                eprintln!("warning: the admin socket failed ({e}); operator commands need the server stopped");
+            }
+        }
+    });
     tokio::spawn({
         let handle = handle.clone();
         async move {
@@ -139,11 +160,34 @@ async fn serve(opts: Serve) -> Result<()> {
     notes.flush().await?;
     identities.flush().await?;
     accounts.flush().await?;
+    let _ = std::fs::remove_file(&socket);
     eprintln!("kluis: stopped; everything is on disk.");
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Creates the data directory, private to its owner (mode 0700 on Unix).
+fn create_data_dir(data: &std::path::Path) -> Result<()> {
+    if data.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(data).with_context(|| format!("creating {}", data.display()))
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -154,7 +198,67 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
-    match cli.command {
-        Command::Serve(opts) => runtime.block_on(serve(opts)),
+    let (data, cmd) = match cli.command {
+        Command::Serve(opts) => return runtime.block_on(serve(opts)),
+        Command::Init { data, practice, admin } => (data, OperatorCommand::Init { practice, admin }),
+        Command::Practice(PracticeCommand::Add { name, admin, data }) => {
+            (data, OperatorCommand::PracticeAdd { name, admin })
+        }
+        Command::User(UserCommand::Invite { username, practice, roles, data }) => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).filter(|r| *r != Role::Support))
+                .collect::<Option<BTreeSet<Role>>>()
+                .context("a role is practitioner or admin (support staff are added with `support add`)")?;
+            (data, OperatorCommand::UserInvite { username, practice, roles })
+        }
+        Command::User(UserCommand::Code { username, data }) => (data, OperatorCommand::UserCode { username }),
+        Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
+    };
+    let e = runtime.block_on(operator(&data.data, &cmd))?;
+    print_enrollment(&e);
+    Ok(())
+}
+
+/// Runs an operator command: through the running server's admin socket, or on the store.
+async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Enrollment> {
+    if let Some(e) = admin::send(data, cmd).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        return Ok(e);
     }
+    if !matches!(cmd, OperatorCommand::Init { .. }) && !data.join("accounts").exists() {
+        anyhow::bail!("{} holds no kluis data yet: run `kluis-server init` (or `serve`) first", data.display());
+    }
+    create_data_dir(data)?;
+    let accounts = Accounts::open(&data.join("accounts"), Clock::System).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the accounts store in {} ({e}); if a server runs on it, its admin socket did not answer",
+            data.display()
+        )
+    })?;
+    let e = admin::execute(&accounts, cmd)?;
+    accounts.flush().await?;
+    Ok(e)
+}
+
+fn print_enrollment(e: &Enrollment) {
+    let expires = time::OffsetDateTime::from_unix_timestamp(i64::try_from(e.expires_ms / 1000).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let roles: Vec<&str> = e
+        .roles
+        .iter()
+        .map(|r| match r {
+            Role::Practitioner => "practitioner",
+            Role::Admin => "admin",
+            Role::Support => "support",
+        })
+        .collect();
+    println!("username:        {}", e.username);
+    if let Some(p) = &e.practice {
+        println!("practice:        {p}");
+    }
+    println!("roles:           {}", roles.join(", "));
+    println!("enrollment code: {}", e.code);
+    println!("expires:         {expires} (the code works once)");
 }

@@ -1,0 +1,166 @@
+//! Operator commands (`init`, `practice add`, `user invite`, `user code`, `support add`): run
+//! against the accounts store directly when the server is stopped, or through the admin socket
+//! in the data directory while it runs (sled locks its directory, so only one process may open
+//! the store).
+//!
+//! The socket is `DATA/admin.sock`, mode 0600, and the server also checks that the peer runs
+//! under its own user id. The protocol is one JSON line each way (FORMAT.md §9.3).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::accounts::model::Role;
+use crate::accounts::{AccountError, Accounts, Enrollment};
+
+/// The socket's file name in the data directory.
+pub const SOCKET_NAME: &str = "admin.sock";
+/// Longest request line accepted on the socket.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// An operator command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OperatorCommand {
+    /// The first practice and its admin, on an empty store.
+    Init {
+        /// The practice's name.
+        practice: String,
+        /// The admin's username.
+        admin: String,
+    },
+    /// Another practice and its admin.
+    PracticeAdd {
+        /// The practice's name.
+        name: String,
+        /// The admin's username.
+        admin: String,
+    },
+    /// An invited user in a practice.
+    UserInvite {
+        /// The username.
+        username: String,
+        /// The practice's name.
+        practice: String,
+        /// The roles.
+        roles: BTreeSet<Role>,
+    },
+    /// A fresh code for a user who has not enrolled (earlier codes stop working).
+    UserCode {
+        /// The username.
+        username: String,
+    },
+    /// One of the operator's support staff.
+    SupportAdd {
+        /// The username.
+        username: String,
+    },
+}
+
+/// The answer on the socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+enum Answer {
+    Ok(Enrollment),
+    Error(String),
+}
+
+/// Runs a command against an open store.
+pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Enrollment, AccountError> {
+    match cmd {
+        OperatorCommand::Init { practice, admin } => {
+            if !accounts.is_empty() {
+                return Err(AccountError::Invalid("this data directory is initialised already; use `practice add`"));
+            }
+            accounts.add_practice(practice, admin)
+        }
+        OperatorCommand::PracticeAdd { name, admin } => accounts.add_practice(name, admin),
+        OperatorCommand::UserInvite { username, practice, roles } => accounts.invite(practice, username, roles.clone()),
+        OperatorCommand::UserCode { username } => accounts.reissue(username),
+        OperatorCommand::SupportAdd { username } => accounts.add_support(username),
+    }
+}
+
+/// The socket's path for a data directory.
+pub fn socket_path(data: &Path) -> PathBuf {
+    data.join(SOCKET_NAME)
+}
+
+/// Binds the admin socket (mode 0600), replacing one left by a server that was killed.
+pub async fn bind_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another server answers on this data directory",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the admin socket until the task is dropped.
+pub async fn serve_socket(
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    accounts: Accounts,
+) -> std::io::Result<()> {
+    // Beyond the file mode: the peer must run as this very user (not even root is let in).
+    let own_uid = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::uid(&m))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let accounts = accounts.clone();
+        tokio::spawn(async move {
+            let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == own_uid);
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = BufReader::new(read).take(MAX_REQUEST_BYTES as u64);
+            let answer = if !same_user {
+                Answer::Error("the admin socket only answers the user the server runs as".into())
+            } else if reader.read_line(&mut line).await.is_err() {
+                Answer::Error("unreadable request".into())
+            } else {
+                match serde_json::from_str::<OperatorCommand>(&line) {
+                    Err(e) => Answer::Error(format!("not a command: {e}")),
+                    Ok(cmd) => {
+                        let acc = accounts.clone();
+                        let kind = format!("{cmd:?}").split_whitespace().next().unwrap_or("").to_owned();
+                        match tokio::task::spawn_blocking(move || execute(&acc, &cmd)).await {
+                            Ok(Ok(e)) => {
+                                tracing::info!(command = %kind, "operator command over the admin socket");
+                                Answer::Ok(e)
+                            }
+                            Ok(Err(e)) => Answer::Error(e.to_string()),
+                            Err(_) => Answer::Error("internal error".into()),
+                        }
+                    }
+                }
+            };
+            let mut out = serde_json::to_string(&answer).unwrap_or_else(|_| r#"{"error":"internal error"}"#.into());
+            out.push('\n');
+            let _ = write.write_all(out.as_bytes()).await;
+        });
+    }
+}
+
+/// Sends a command to a running server, if one answers on the socket (`Ok(None)` if none does).
+pub async fn send(data: &Path, cmd: &OperatorCommand) -> Result<Option<Enrollment>, String> {
+    let path = socket_path(data);
+    let Ok(stream) = tokio::net::UnixStream::connect(&path).await else { return Ok(None) };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(cmd).map_err(|e| e.to_string())?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    BufReader::new(read).read_line(&mut answer).await.map_err(|e| e.to_string())?;
+    match serde_json::from_str::<Answer>(&answer).map_err(|_| "the server's answer is unreadable".to_owned())? {
+        Answer::Ok(e) => Ok(Some(e)),
+        Answer::Error(e) => Err(e),
+    }
+}

@@ -1,0 +1,125 @@
+//! Operator commands on a stopped server (they open the store) and on a running one (through
+//! the admin socket, since sled locks the store's directory).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use kluis_server::accounts::Accounts;
+use kluis_server::accounts::model::{Role, UserState};
+use kluis_server::accounts::password::Password;
+use kluis_server::clock::Clock;
+
+/// A server process that is killed if the test fails before stopping it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kluis(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kluis-server"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn code_in(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrollment code:"))
+        .unwrap_or_else(|| panic!("no code in {stdout}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn operator_commands_work_stopped_and_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Stopped: commands other than init want an initialised directory.
+    let (ok, _, err) = kluis(&["support", "add", "sam"], &data);
+    assert!(!ok && err.starts_with("error: ") && err.contains("init"), "{err}");
+    let (ok, out, _) = kluis(&["init", "--practice", "Praktijk Jansen", "--admin", "anna"], &data);
+    assert!(ok);
+    assert!(out.contains("roles:           practitioner, admin"), "{out}");
+    let anna_code = code_in(&out);
+    let (ok, _, err) = kluis(&["init", "--practice", "Other", "--admin", "olga"], &data);
+    assert!(!ok && err.contains("initialised already"), "{err}");
+    let (ok, out, _) = kluis(&["practice", "add", "Fysio Noord", "--admin", "noor"], &data);
+    assert!(ok, "{out}");
+    let (ok, _, err) = kluis(&["user", "invite", "x", "--practice", "Praktijk Jansen", "--role", "support"], &data);
+    assert!(!ok && err.contains("support add"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    // Running: the same commands go through the admin socket.
+    let mut server = Running(
+        Command::new(env!("CARGO_BIN_EXE_kluis-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--data"])
+            .arg(&data)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let mut startup = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let done = line.contains("Stop with Ctrl-C");
+        startup.push(line);
+        if done {
+            break;
+        }
+    }
+    // Not a first run: no new practice, and no code printed (two practices exist).
+    assert!(!startup.iter().any(|l| l.contains("enrollment code")), "{startup:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let meta = std::fs::metadata(data.join("admin.sock")).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let (ok, out, err) =
+        kluis(&["user", "invite", "Bram", "--practice", "praktijk jansen", "--role", "practitioner"], &data);
+    assert!(ok, "{err}");
+    let bram_code = code_in(&out);
+    let (ok, out, err) = kluis(&["support", "add", "sam"], &data);
+    assert!(ok, "{err}");
+    assert!(out.contains("roles:           support") && !out.contains("practice:"), "{out}");
+    let (ok, _, err) = kluis(&["user", "invite", "bram", "--practice", "Fysio Noord", "--role", "admin"], &data);
+    assert!(!ok && err.contains("taken"), "{err}");
+    // A new code for anna replaces the one init printed.
+    let (ok, out, _) = kluis(&["user", "code", "anna"], &data);
+    assert!(ok);
+    let anna_new = code_in(&out);
+    Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+    assert!(server.0.wait().unwrap().success());
+    assert!(!data.join("admin.sock").exists(), "the socket is removed on shutdown");
+
+    // What the running server did is in the store, and the codes work (once, the newest only).
+    let accounts = Accounts::open(&data.join("accounts"), Clock::System).unwrap();
+    let bram = accounts.user_by_name("bram").unwrap().unwrap();
+    assert_eq!((bram.username.as_str(), bram.state), ("Bram", UserState::Invited));
+    assert_eq!(bram.roles, [Role::Practitioner].into());
+    let password = || Password::new("lentewind over het wad");
+    accounts.enroll(&bram_code, password(), "bram@example.org", None).await.unwrap();
+    assert!(accounts.enroll(&anna_code, password(), "anna@example.org", None).await.is_err());
+    accounts.enroll(&anna_new, password(), "anna@example.org", Some("+31 6 1234 5678")).await.unwrap();
+    let sam = accounts.user_by_name("SAM").unwrap().unwrap();
+    assert_eq!((sam.practice, sam.roles.clone()), (None, [Role::Support].into()));
+}
