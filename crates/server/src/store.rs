@@ -17,6 +17,8 @@
 //! share flushes). Records are opaque: the store checks only that each one is the envelope the
 //! save names (its SHA-256).
 
+mod group_commit;
+
 use std::path::Path;
 
 use std::collections::BTreeMap;
@@ -52,9 +54,10 @@ pub enum StoreError {
 /// The record store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
     owners: Tree,
     by_owner: Tree,
+    /// The flusher that saves share (group commit).
+    commit: std::sync::Arc<group_commit::GroupCommit>,
     /// Held for writing while a save's transaction applies, and for reading while a manifest is
     /// assembled from its head and entries, so a reader never sees half a save.
     consistency: std::sync::Arc<std::sync::RwLock<()>>,
@@ -162,20 +165,21 @@ impl Store {
             owners: db.open_tree("owners")?,
             by_owner: db.open_tree("by_owner")?,
             consistency: Default::default(),
-            db,
+            commit: std::sync::Arc::new(
+                group_commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io(sled::Error::Io(e)))?,
+            ),
         })
     }
 
-    /// Waits until every write so far is on disk. Runs sled's blocking `flush` on tokio's
-    /// blocking pool: sled 0.34's `flush_async` routes through sled's own small thread pool and
-    /// was seen to stall for good under many concurrent savers (the store benchmark hung with
-    /// no CPU use). Concurrent flushes share the fsync that is already under way (group commit).
+    /// Waits until every write so far is on disk. Concurrent callers share flushes (group
+    /// commit, `store/group_commit.rs`).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|_| StoreError::Io(sled::Error::ReportableBug("flush task failed".into())))??;
-        Ok(())
+        Ok(self.commit.flush().await?)
+    }
+
+    /// How many flushes (fsyncs) this store has run: with group commit, far fewer than saves.
+    pub fn flushes(&self) -> u64 {
+        self.commit.flushes()
     }
 
     /// Creates `owner`'s vault from its genesis manifest (counter 0, no entries), once: a vault
