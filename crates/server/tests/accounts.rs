@@ -353,3 +353,32 @@ async fn practices_see_nothing_of_each_other() {
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn a_sign_in_rehashes_a_password_stored_with_older_parameters() {
+    use kluis_server::accounts::password::{FLOOR_M_KIB, FLOOR_T, HashParams, Hasher, Password, params_of};
+    use kluis_server::accounts::{Accounts, Attempt, Outcome};
+    use kluis_server::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let old = HashParams { m_kib: FLOOR_M_KIB, t: FLOOR_T, p: 1 };
+    {
+        let accounts = Accounts::open_with(dir.path(), Clock::System, Hasher::new(old, 1)).unwrap();
+        let e = accounts.add_practice("P", "anna").unwrap();
+        accounts.enroll(&e.code, Password::new(PASSWORD), "anna@example.org", None).await.unwrap();
+        let stored = accounts.user_by_name("anna").unwrap().unwrap().password.unwrap();
+        assert_eq!(params_of(&stored), Some(old));
+    }
+    // The parameters rose (a new release): the next sign-in stores a new hash.
+    let accounts = Accounts::open(dir.path(), Clock::System).unwrap();
+    let attempt = Attempt {
+        username: "anna",
+        password: Password::new(PASSWORD),
+        ip: "10.9.9.9".parse().unwrap(),
+        user_agent: "t",
+        browser: None,
+    };
+    assert!(matches!(accounts.sign_in(attempt).await.unwrap(), Outcome::Success { .. }));
+    let stored = accounts.user_by_name("anna").unwrap().unwrap().password.unwrap();
+    assert_eq!(params_of(&stored), Some(HashParams::CURRENT));
+    assert!(stored.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"), "{stored}");
+}

@@ -1,0 +1,271 @@
+//! The record API end to end with a client that verifies everything it gets: saves, delta
+//! sync, versions, deletes, concurrent conflicting saves over HTTP, the identities vault in its
+//! own store, and saves that must change nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use kluis_core::manifest::{Entry, EntryState, HighWater, Manifest, VerifiedManifest, verify};
+use kluis_core::wire::{SaveRequest, SyncResponse};
+use kluis_core::{EnvelopeHash, KeyHierarchy, RecordHeader, RecordId, RecordKind, VaultKeys, VaultSecret, envelope};
+use server::{Call, TestServer};
+
+struct App<'a> {
+    s: &'a TestServer,
+    token: String,
+    keys: VaultKeys,
+    vault: String,
+    head: VerifiedManifest,
+    hw: HighWater,
+    /// The plaintext of every live record, as this client last verified it.
+    notes: BTreeMap<RecordId, Vec<u8>>,
+}
+
+impl<'a> App<'a> {
+    async fn new(s: &'a TestServer, token: &str, keys: VaultKeys, kind: &str) -> App<'a> {
+        let genesis = Manifest::genesis(&keys, 1).encode();
+        let res = s.call(Call::post(&format!("/api/vaults/{kind}")).session(token).cbor(genesis.clone())).await;
+        assert_eq!(res.status, StatusCode::CREATED);
+        let vault = res.json()["vault"].as_str().unwrap().to_owned();
+        assert_eq!(vault, hex::encode(keys.id.to_bytes()));
+        let head = verify(&genesis, &keys, None, &[]).unwrap();
+        App { s, token: token.to_owned(), keys, vault, hw: head.high_water(), head, notes: BTreeMap::new() }
+    }
+
+    /// A save of new versions of `changes` (None: delete), prepared from the verified head.
+    fn prepare(&self, changes: &[(RecordId, Option<&[u8]>)], kind: RecordKind) -> Vec<u8> {
+        let mut entries = BTreeMap::new();
+        let mut envs = Vec::new();
+        for (id, text) in changes {
+            let version = self.head.manifest().entries.get(id).map_or(1, |e| e.version + 1);
+            match text {
+                Some(text) => {
+                    let header = match self.head.manifest().entries.get(id) {
+                        Some(_) => {
+                            let prev = self.record(id);
+                            envelope::header_of(&prev).unwrap().next(&prev).unwrap()
+                        }
+                        None => RecordHeader::first(self.keys.id, *id, kind),
+                    };
+                    let env = envelope::seal(&self.keys, &header, text).unwrap();
+                    entries.insert(
+                        *id,
+                        Entry { version: header.version, state: EntryState::Live(EnvelopeHash::of(&env)) },
+                    );
+                    envs.push((*id, env));
+                }
+                None => {
+                    entries.insert(*id, Entry { version, state: EntryState::Deleted });
+                }
+            }
+        }
+        let (update, _) = self.head.prepare_update(&self.keys, entries, 5).unwrap();
+        let envelopes: Vec<(RecordId, &[u8])> = envs.iter().map(|(id, e)| (*id, e.as_slice())).collect();
+        SaveRequest { update: &update.encode(), envelopes }.encode()
+    }
+
+    fn record(&self, id: &RecordId) -> Vec<u8> {
+        // Read synchronously through the store for preparing only; the API path is tested below.
+        self.s
+            .state
+            .notes
+            .record(&self.keys.id, id, None)
+            .or_else(|_| self.s.state.identities.record(&self.keys.id, id, None))
+            .unwrap()
+    }
+
+    async fn save(&self, body: Vec<u8>) -> StatusCode {
+        self.s
+            .call(Call::post(&format!("/api/vaults/{}/saves", self.vault)).session(&self.token).cbor(body))
+            .await
+            .status
+    }
+
+    /// Delta sync from the high-water mark: verifies the chain of saves and every record.
+    async fn sync(&mut self) -> usize {
+        let res = self
+            .s
+            .call(Call::get(&format!("/api/vaults/{}/sync?since={}", self.vault, self.hw.counter)).session(&self.token))
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.headers["content-type"], "application/cbor");
+        let sync = SyncResponse::decode(&res.body).unwrap();
+        self.head = verify(sync.head, &self.keys, Some(&self.hw), &sync.updates).unwrap();
+        self.hw = self.head.high_water();
+        for (id, env) in &sync.records {
+            self.head.check_record(id, env).unwrap();
+            self.notes.insert(*id, envelope::open(&self.keys, env).unwrap().1);
+        }
+        self.notes
+            .retain(|id, _| matches!(self.head.manifest().entries.get(id).map(|e| e.state), Some(EntryState::Live(_))));
+        sync.records.len()
+    }
+}
+
+fn id(n: u8) -> RecordId {
+    RecordId::from_bytes([n; 16])
+}
+
+fn keys(seed: u8) -> (VaultKeys, VaultKeys) {
+    let h = KeyHierarchy::derive(&VaultSecret::from_bytes([seed; 32]));
+    (h.notes, h.identities)
+}
+
+#[tokio::test]
+async fn save_sync_versions_and_delete() {
+    let s = TestServer::new();
+    let token = s.practice("P", "anna").await;
+    let mut app = App::new(&s, &token, keys(1).0, "notes").await;
+    assert_eq!(
+        app.save(app.prepare(&[(id(1), Some(b"S: slept badly")), (id(2), Some(b"S: knee pain"))], RecordKind::Note))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.sync().await, 2);
+    assert_eq!(app.notes[&id(1)], b"S: slept badly");
+    // An edit, then a delta sync returns only what changed.
+    assert_eq!(
+        app.save(app.prepare(&[(id(1), Some(b"S: slept better"))], RecordKind::Note)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.sync().await, 1);
+    assert_eq!(app.notes[&id(1)], b"S: slept better");
+    // Every version stays readable, immutable.
+    let v1 = s
+        .call(
+            Call::get(&format!("/api/vaults/{}/records/{}?version=1", app.vault, hex::encode([1u8; 16])))
+                .session(&token),
+        )
+        .await;
+    assert_eq!(envelope::open(&app.keys, &v1.body).unwrap().1, b"S: slept badly");
+    let current = s
+        .call(Call::get(&format!("/api/vaults/{}/records/{}", app.vault, hex::encode([1u8; 16]))).session(&token))
+        .await;
+    assert_eq!(envelope::open(&app.keys, &current.body).unwrap().1, b"S: slept better");
+    // Delete writes a tombstone: the record is gone from the listing, not its history.
+    assert_eq!(app.save(app.prepare(&[(id(2), None)], RecordKind::Note)).await, StatusCode::NO_CONTENT);
+    app.sync().await;
+    assert!(!app.notes.contains_key(&id(2)));
+    let gone = s
+        .call(Call::get(&format!("/api/vaults/{}/records/{}", app.vault, hex::encode([2u8; 16]))).session(&token))
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let head = s.call(Call::get(&format!("/api/vaults/{}/head", app.vault)).session(&token)).await;
+    assert_eq!(verify(&head.body, &app.keys, Some(&app.hw), &[]).unwrap().manifest().counter, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_conflicting_saves_one_wins_none_lost() {
+    // Leaked so the concurrent requests can be spawned as tasks of their own.
+    let s: &'static TestServer = Box::leak(Box::new(TestServer::new()));
+    let token = s.practice("P", "anna").await;
+    let mut app = App::new(s, &token, keys(2).0, "notes").await;
+    // Eight tabs prepare a save from the same head; exactly one may land.
+    let bodies: Vec<Vec<u8>> =
+        (0..8u8).map(|i| app.prepare(&[(id(10 + i), Some(b"concurrent"))], RecordKind::Note)).collect();
+    let calls = bodies
+        .into_iter()
+        .map(|b| s.call(Call::post(&format!("/api/vaults/{}/saves", app.vault)).session(&token).cbor(b)));
+    let calls: Vec<_> = calls.collect();
+    let statuses: Vec<StatusCode> = futures_join(calls.into_iter()).await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 7, "{statuses:?}");
+    assert_eq!(app.sync().await, 1);
+    // The losers sync and save again: nothing is lost.
+    for i in 0..8u8 {
+        if app.notes.contains_key(&id(10 + i)) {
+            continue;
+        }
+        assert_eq!(
+            app.save(app.prepare(&[(id(10 + i), Some(b"concurrent"))], RecordKind::Note)).await,
+            StatusCode::NO_CONTENT
+        );
+        app.sync().await;
+    }
+    assert_eq!(app.notes.len(), 8);
+    let _ = std::fs::remove_dir_all(s.dir.path());
+}
+
+async fn futures_join<F: std::future::Future<Output = server::Res> + Send + 'static>(
+    calls: impl Iterator<Item = F>,
+) -> Vec<StatusCode> {
+    let tasks: Vec<_> = calls.map(|f| tokio::spawn(f)).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn refused_saves_change_nothing() {
+    let s = TestServer::new();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let mut a = App::new(&s, &anna, keys(3).0, "notes").await;
+    let b = App::new(&s, &bram, keys(4).0, "notes").await;
+    let genesis_head = a.head.clone();
+    assert_eq!(a.save(a.prepare(&[(id(1), Some(b"first"))], RecordKind::Note)).await, StatusCode::NO_CONTENT);
+    a.sync().await;
+    let before = s.state.notes.head(&a.keys.id).unwrap();
+    let current = std::mem::replace(&mut a.head, genesis_head);
+    let stale = a.prepare(&[(id(2), Some(b"stale"))], RecordKind::Note);
+    a.head = current;
+    // A save prepared from an older head: 409.
+    assert_eq!(a.save(stale).await, StatusCode::CONFLICT);
+    // Bram's update posted to Anna's vault URL is "not found"; Anna posting Bram's update to her
+    // own vault URL is refused as naming another vault.
+    let bram_body = b.prepare(&[(id(3), Some(b"bram"))], RecordKind::Note);
+    let res =
+        s.call(Call::post(&format!("/api/vaults/{}/saves", a.vault)).session(&bram).cbor(bram_body.clone())).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.save(bram_body).await, StatusCode::BAD_REQUEST);
+    // Damaged bodies: truncated, an envelope swapped for another, trailing bytes.
+    let good = a.prepare(&[(id(4), Some(b"good"))], RecordKind::Note);
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(a.save(good[..good.len() - 1].to_vec()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(a.save(trailing).await, StatusCode::BAD_REQUEST);
+    let other = a.prepare(&[(id(4), Some(b"evil"))], RecordKind::Note);
+    let (g, o) = (SaveRequest::decode(&good).unwrap(), SaveRequest::decode(&other).unwrap());
+    let mixed = SaveRequest { update: g.update, envelopes: o.envelopes.clone() }.encode();
+    assert_eq!(a.save(mixed).await, StatusCode::BAD_REQUEST);
+    // A record kind of the other vault cannot be saved here either (kluis-core binds kinds to
+    // vaults; the server only checks the hash, the client refuses it on reading).
+    assert_eq!(s.state.notes.head(&a.keys.id).unwrap(), before, "nothing changed");
+    assert_eq!(a.save(good).await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn identities_live_in_their_own_store() {
+    let s = TestServer::new();
+    let token = s.practice("P", "anna").await;
+    let (notes, identities) = keys(5);
+    let mut n = App::new(&s, &token, notes, "notes").await;
+    let mut c = App::new(&s, &token, identities, "identities").await;
+    assert_eq!(
+        c.save(c.prepare(&[(id(1), Some(b"Jan Jansen, 06-12345678"))], RecordKind::Identity)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(n.save(n.prepare(&[(id(1), Some(b"S: headache"))], RecordKind::Note)).await, StatusCode::NO_CONTENT);
+    assert_eq!(c.sync().await, 1);
+    assert_eq!(n.sync().await, 1);
+    assert!(
+        s.state.identities.owner(&c.keys.id).unwrap().is_some() && s.state.notes.owner(&c.keys.id).unwrap().is_none()
+    );
+    assert!(
+        s.state.notes.owner(&n.keys.id).unwrap().is_some() && s.state.identities.owner(&n.keys.id).unwrap().is_none()
+    );
+    // One vault of each kind per user.
+    let again = s
+        .call(Call::post("/api/vaults/identities").session(&token).cbor(Manifest::genesis(&keys(6).1, 1).encode()))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let me = s.call(Call::get("/api/me").session(&token)).await.json();
+    assert_eq!(me["vaults"]["identities"], c.vault);
+    assert_eq!(me["vaults"]["notes"], n.vault);
+}
