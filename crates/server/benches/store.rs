@@ -31,7 +31,7 @@ fn keys(n: u32) -> VaultKeys {
 
 /// One save of a new 2 KiB note into `keys`' vault; returns its latency.
 async fn save_one(store: &Store, keys: &VaultKeys, i: u32) -> Duration {
-    let head = verify(&store.head(&keys.id).unwrap(), keys, None, &[]).unwrap();
+    let head = verify(&store.head(&keys.id).await.unwrap(), keys, None, &[]).unwrap();
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&i.to_be_bytes());
     let id = RecordId::from_bytes(id);
@@ -119,7 +119,7 @@ async fn main() {
     let n: u32 = if smoke { 100 } else { 10_000 };
     let k = keys(999_999);
     store.create_vault(k.id.to_bytes(), &Manifest::genesis(&k, 0).encode()).await.unwrap();
-    let mut head = verify(&store.head(&k.id).unwrap(), &k, None, &[]).unwrap();
+    let mut head = verify(&store.head(&k.id).await.unwrap(), &k, None, &[]).unwrap();
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut changes = BTreeMap::new();
         let mut envs = Vec::new();
@@ -136,7 +136,7 @@ async fn main() {
         head = verify(&next.encode(), &k, None, &[]).unwrap();
     }
     let t = Instant::now();
-    let all = store.records_since(&k.id, 0).unwrap();
+    let all = store.records_since(&k.id, 0).await.unwrap();
     let read = t.elapsed();
     let bytes: usize = all.iter().map(|(_, b)| b.len()).sum();
     println!(

@@ -30,7 +30,7 @@ use username::Username;
 
 pub use operator::Enrollment;
 pub use session::{SessionView, Signed};
-pub use signin::{Attempt, Outcome};
+pub use signin::{Attempt, KNOWN_BROWSER_LIFETIME_MS, Outcome};
 
 /// How long an enrollment or invitation code works, ms (three days).
 pub const CODE_LIFETIME_MS: Millis = 72 * 60 * 60 * 1000;

@@ -57,19 +57,34 @@ pub enum OperatorCommand {
         /// The username.
         username: String,
     },
+    /// Clears a user's failed sign-in counts (after a lockout), for every kind of browser.
+    UserUnlock {
+        /// The username.
+        username: String,
+    },
 }
 
 /// The answer on the socket.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 enum Answer {
-    Ok(Enrollment),
+    Ok(Done),
     Error(String),
 }
 
+/// What an operator command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Done {
+    /// An enrollment code for a new or not yet enrolled user.
+    Enrollment(Enrollment),
+    /// A message (for commands that produce no code).
+    Message(String),
+}
+
 /// Runs a command against an open store.
-pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Enrollment, AccountError> {
-    match cmd {
+pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, AccountError> {
+    let e = match cmd {
         OperatorCommand::Init { practice, admin } => {
             if !accounts.is_empty() {
                 return Err(AccountError::Invalid("this data directory is initialised already; use `practice add`"));
@@ -80,7 +95,12 @@ pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Enrollment,
         OperatorCommand::UserInvite { username, practice, roles } => accounts.invite(practice, username, roles.clone()),
         OperatorCommand::UserCode { username } => accounts.reissue(username),
         OperatorCommand::SupportAdd { username } => accounts.add_support(username),
-    }
+        OperatorCommand::UserUnlock { username } => {
+            accounts.unlock(username)?;
+            return Ok(Done::Message(format!("{username}: failed sign-in counts cleared")));
+        }
+    };
+    e.map(Done::Enrollment)
 }
 
 /// The socket's path for a data directory.
@@ -105,6 +125,15 @@ pub async fn bind_socket(path: &Path) -> std::io::Result<tokio::net::UnixListene
     Ok(listener)
 }
 
+/// How long a client of the admin socket may take to send its command.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The user id this process runs as: the owner of `/proc/self` (Linux), else of `fallback`.
+fn own_uid(fallback: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").or_else(|_| std::fs::metadata(fallback)).map(|m| m.uid())
+}
+
 /// Serves the admin socket until the task is dropped.
 pub async fn serve_socket(
     listener: tokio::net::UnixListener,
@@ -112,9 +141,17 @@ pub async fn serve_socket(
     accounts: Accounts,
 ) -> std::io::Result<()> {
     // Beyond the file mode: the peer must run as this very user (not even root is let in).
-    let own_uid = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::uid(&m))?;
+    let own_uid = own_uid(&path)?;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: wait and go on, do not give up the socket.
+                tracing::warn!(error = %e, "admin socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let accounts = accounts.clone();
         tokio::spawn(async move {
             let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == own_uid);
@@ -123,7 +160,7 @@ pub async fn serve_socket(
             let mut reader = BufReader::new(read).take(MAX_REQUEST_BYTES as u64);
             let answer = if !same_user {
                 Answer::Error("the admin socket only answers the user the server runs as".into())
-            } else if reader.read_line(&mut line).await.is_err() {
+            } else if !matches!(tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await, Ok(Ok(_))) {
                 Answer::Error("unreadable request".into())
             } else {
                 match serde_json::from_str::<OperatorCommand>(&line) {
@@ -150,7 +187,7 @@ pub async fn serve_socket(
 }
 
 /// Sends a command to a running server, if one answers on the socket (`Ok(None)` if none does).
-pub async fn send(data: &Path, cmd: &OperatorCommand) -> Result<Option<Enrollment>, String> {
+pub async fn send(data: &Path, cmd: &OperatorCommand) -> Result<Option<Done>, String> {
     let path = socket_path(data);
     let Ok(stream) = tokio::net::UnixStream::connect(&path).await else { return Ok(None) };
     let (read, mut write) = stream.into_split();

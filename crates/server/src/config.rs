@@ -84,6 +84,14 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Clear a user's failed sign-in counts after a lockout.
+    Unlock {
+        /// The username.
+        username: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// A fresh enrollment code for a user who has not enrolled yet (earlier codes stop working).
     Code {
         /// The username.

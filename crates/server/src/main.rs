@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use kluis_server::accounts::model::Role;
 use kluis_server::accounts::{Accounts, Enrollment};
-use kluis_server::admin::{self, OperatorCommand};
+use kluis_server::admin::{self, Done, OperatorCommand};
 use kluis_server::clock::Clock;
 use kluis_server::config::{Cli, Command, Serve};
 use kluis_server::config::{PracticeCommand, SupportCommand, UserCommand};
@@ -36,6 +36,9 @@ fn first_run_enrollment(accounts: &Accounts) -> Result<Option<(Enrollment, bool)
     }
 }
 use kluis_server::tls;
+
+/// How often expired sessions are deleted.
+const SESSION_PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// How long in-flight requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -142,6 +145,21 @@ async fn serve(opts: Serve) -> Result<()> {
         }
     });
     tokio::spawn({
+        let accounts = accounts.clone();
+        async move {
+            let mut every = tokio::time::interval(SESSION_PURGE_EVERY);
+            loop {
+                every.tick().await;
+                let a = accounts.clone();
+                match tokio::task::spawn_blocking(move || a.purge_expired()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "purging expired sessions failed"),
+                    _ => {}
+                }
+            }
+        }
+    });
+    tokio::spawn({
         let handle = handle.clone();
         async move {
             shutdown_signal().await;
@@ -213,15 +231,18 @@ fn run() -> Result<()> {
             (data, OperatorCommand::UserInvite { username, practice, roles })
         }
         Command::User(UserCommand::Code { username, data }) => (data, OperatorCommand::UserCode { username }),
+        Command::User(UserCommand::Unlock { username, data }) => (data, OperatorCommand::UserUnlock { username }),
         Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
     };
-    let e = runtime.block_on(operator(&data.data, &cmd))?;
-    print_enrollment(&e);
+    match runtime.block_on(operator(&data.data, &cmd))? {
+        Done::Enrollment(e) => print_enrollment(&e),
+        Done::Message(m) => println!("{m}"),
+    }
     Ok(())
 }
 
 /// Runs an operator command: through the running server's admin socket, or on the store.
-async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Enrollment> {
+async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Done> {
     if let Some(e) = admin::send(data, cmd).await.map_err(|e| anyhow::anyhow!("{e}"))? {
         return Ok(e);
     }

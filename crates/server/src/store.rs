@@ -46,6 +46,9 @@ pub enum StoreError {
     /// The vault exists already.
     #[error("the vault exists already")]
     Exists,
+    /// Stored data that cannot be read back (HTTP 500; logged): never the client's fault.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(&'static str),
     /// sled failed.
     #[error("storage failure: {0}")]
     Io(#[from] sled::Error),
@@ -58,9 +61,11 @@ pub struct Store {
     by_owner: Tree,
     /// The flusher that saves share (group commit).
     commit: std::sync::Arc<group_commit::GroupCommit>,
-    /// Held for writing while a save's transaction applies, and for reading while a manifest is
-    /// assembled from its head and entries, so a reader never sees half a save.
-    consistency: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Per vault (sharded): held for writing by a save from before its transaction until its
+    /// flush has completed, and for reading while a manifest is assembled from its head and
+    /// entries. So a reader never sees half a save, nor a save that is not yet on disk (which a
+    /// crash could still lose, and which a device would then take for a rollback).
+    locks: std::sync::Arc<[std::sync::Arc<tokio::sync::RwLock<()>>; LOCK_SHARDS]>,
     heads: Tree,
     entries: Tree,
     records: Tree,
@@ -78,6 +83,8 @@ struct Head {
 }
 
 const HEAD_BYTES: usize = 8 + 8 + 8 + 32 + 32;
+/// Lock shards: saves and reads of vaults in different shards never wait for each other.
+const LOCK_SHARDS: usize = 64;
 const ENTRY_BYTES: usize = 8 + 1 + 32;
 
 impl Head {
@@ -99,7 +106,7 @@ impl Head {
     }
 
     fn decode(b: &[u8]) -> Result<Self, StoreError> {
-        let b: &[u8; HEAD_BYTES] = b.try_into().map_err(|_| StoreError::BadRequest("stored head unreadable"))?;
+        let b: &[u8; HEAD_BYTES] = b.try_into().map_err(|_| StoreError::Corrupt("stored head unreadable"))?;
         let (counter, rest) = b.split_at(8);
         let (saved, rest) = rest.split_at(8);
         let (count, rest) = rest.split_at(8);
@@ -128,7 +135,7 @@ fn encode_entry(e: &Entry) -> [u8; ENTRY_BYTES] {
 }
 
 fn decode_entry(b: &[u8]) -> Result<Entry, StoreError> {
-    let bad = || StoreError::BadRequest("stored entry unreadable");
+    let bad = || StoreError::Corrupt("stored entry unreadable");
     let b: &[u8; ENTRY_BYTES] = b.try_into().map_err(|_| bad())?;
     let (version, rest) = b.split_at(8);
     let (live, hash) = rest.split_at(1);
@@ -164,7 +171,7 @@ impl Store {
             updates: db.open_tree("updates")?,
             owners: db.open_tree("owners")?,
             by_owner: db.open_tree("by_owner")?,
-            consistency: Default::default(),
+            locks: std::sync::Arc::new(std::array::from_fn(|_| std::sync::Arc::default())),
             commit: std::sync::Arc::new(
                 group_commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io(sled::Error::Io(e)))?,
             ),
@@ -191,6 +198,7 @@ impl Store {
         }
         let head = Head { counter: 0, saved_at_ms: m.saved_at_ms, entry_count: 0, chain: m.chain, mac: m.mac };
         let id = m.vault.to_bytes();
+        let write = self.lock(&m.vault).write_owned().await;
         let result = (&self.heads, &self.owners, &self.by_owner).transaction(|(heads, owners, by_owner)| {
             if heads.get(id)?.is_some() || by_owner.get(owner)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::Exists));
@@ -206,6 +214,7 @@ impl Store {
             Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
         }
         self.flush().await?;
+        drop(write);
         Ok(m.vault)
     }
 
@@ -229,15 +238,41 @@ impl Store {
         for kv in self.entries.scan_prefix(vault.to_bytes()) {
             let (k, v) = kv?;
             let id: [u8; 16] =
-                k.get(16..).and_then(|s| s.try_into().ok()).ok_or(StoreError::BadRequest("stored key unreadable"))?;
+                k.get(16..).and_then(|s| s.try_into().ok()).ok_or(StoreError::Corrupt("stored key unreadable"))?;
             out.insert(RecordId::from_bytes(id), decode_entry(&v)?);
         }
         Ok(out)
     }
 
+    fn lock(&self, vault: &VaultId) -> std::sync::Arc<tokio::sync::RwLock<()>> {
+        let i = usize::from(vault.to_bytes()[0]) % LOCK_SHARDS;
+        self.locks.get(i).cloned().unwrap_or_default()
+    }
+
+    /// Runs a read of `vault` on the blocking pool, under the vault's read lock.
+    async fn read<T: Send + 'static>(
+        &self,
+        vault: &VaultId,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let guard = self.lock(vault).read_owned().await;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = f(&store);
+            drop(guard);
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Corrupt("a read task failed"))?
+    }
+
     /// The current manifest of a vault, assembled from its head and entries.
-    pub fn head(&self, vault: &VaultId) -> Result<Vec<u8>, StoreError> {
-        let _read = self.consistency.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub async fn head(&self, vault: &VaultId) -> Result<Vec<u8>, StoreError> {
+        let vault = *vault;
+        self.read(&vault, move |s| s.head_unlocked(&vault)).await
+    }
+
+    fn head_unlocked(&self, vault: &VaultId) -> Result<Vec<u8>, StoreError> {
         let h = self.stored_head(vault)?;
         let m = Manifest {
             vault: *vault,
@@ -283,7 +318,7 @@ impl Store {
         let head_key = u.vault.to_bytes();
         let next_chain = u.next_chain();
         let trees = (&self.heads, &self.entries, &self.records, &self.updates);
-        let write = self.consistency.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let write = self.lock(vault).write_owned().await;
         let result = trees.transaction(|(heads, entries, records, updates)| {
             let abort = ConflictableTransactionError::Abort;
             let stored = heads.get(head_key)?.ok_or(abort(StoreError::NotFound))?;
@@ -322,13 +357,14 @@ impl Store {
             heads.insert(&head_key, &next.encode()[..])?;
             Ok(())
         });
-        drop(write);
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
         }
-        self.flush().await
+        let flushed = self.flush().await;
+        drop(write);
+        flushed
     }
 
     /// One version of a record (the current one when `version` is `None`).
@@ -363,8 +399,12 @@ impl Store {
     /// current manifest, the saves after `since` (oldest first), and the current envelope of
     /// every live record changed after it, all from the same state. This is the bulk sync that
     /// opens a 10,000-record vault in one response.
-    pub fn sync(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
-        let _read = self.consistency.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub async fn sync(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
+        let vault = *vault;
+        self.read(&vault, move |s| s.sync_unlocked(&vault, since)).await
+    }
+
+    fn sync_unlocked(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
         let h = self.stored_head(vault)?;
         let entries = self.entries(vault)?;
         let updates = if since >= h.counter { Vec::new() } else { self.updates_since(vault, since)? };
@@ -373,7 +413,7 @@ impl Store {
         } else {
             let mut set = std::collections::BTreeSet::new();
             for u in &updates {
-                let u = ManifestUpdate::decode(u).map_err(|_| StoreError::BadRequest("stored update unreadable"))?;
+                let u = ManifestUpdate::decode(u).map_err(|_| StoreError::Corrupt("stored update unreadable"))?;
                 set.extend(u.changes.keys().copied());
             }
             Some(set)
@@ -399,8 +439,8 @@ impl Store {
     }
 
     /// The current envelope of every live record changed after counter `since` (0: all).
-    pub fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
-        Ok(self.sync(vault, since)?.records)
+    pub async fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
+        Ok(self.sync(vault, since).await?.records)
     }
 }
 

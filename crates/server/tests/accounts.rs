@@ -43,12 +43,17 @@ async fn enroll_sign_in_sign_out() {
     assert_eq!(first.len(), 22, "128-bit token, base64url");
 
     // Sign-in: any case of the username, a new token each time, and a known-browser cookie.
-    let res = s.sign_in("ANNA", PASSWORD).await;
+    // A session cookie the browser still carried is ended: a sign-in always starts afresh.
+    let res = s
+        .call(Call::post("/api/sign-in").session(&first).json(json!({"username": "ANNA", "password": PASSWORD})))
+        .await;
     assert_eq!(res.status, StatusCode::OK);
     let second = res.set_cookie(SESSION).unwrap();
     assert_ne!(first, second);
     assert!(res.set_cookie(BROWSER).is_some());
     assert_eq!(s.call(Call::get("/api/me").session(&second)).await.json()["username"], "Anna");
+    assert_eq!(s.call(Call::get("/api/me").session(&first)).await.status, StatusCode::UNAUTHORIZED);
+    let first = s.sign_in("anna", PASSWORD).await.set_cookie(SESSION).unwrap();
 
     // Sign-out ends that session only and clears cache and cookies, not storage.
     let out = s.call(Call::post("/api/sign-out").session(&second)).await;
@@ -130,8 +135,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
     let s = TestServer::cheap();
     s.practice("P", "anna").await;
-    // The owner's own browser: it signed in once and keeps its known-browser cookie.
-    let known = s.sign_in("anna", PASSWORD).await.set_cookie(BROWSER).unwrap();
+    // The owner's own browser: it signed in once, and keeps its known-browser token in its own
+    // storage (sign-out's Clear-Site-Data removes the cookie copy).
+    let first = s.sign_in("anna", PASSWORD).await;
+    let known = first.json()["browser_token"].as_str().unwrap().to_owned();
+    assert_eq!(first.set_cookie(BROWSER).unwrap(), known);
     let attacker = |password: &str| Call::post("/api/sign-in").json(json!({"username": "anna", "password": password}));
     let ghost = |password: &str| Call::post("/api/sign-in").json(json!({"username": "ghost", "password": password}));
     let mut failures = 0;
@@ -160,11 +168,21 @@ async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
     assert!(locked.json()["detail"].as_str().unwrap().contains("browser you have used before"));
     assert_eq!(s.call(ghost(PASSWORD)).await.status, StatusCode::TOO_MANY_REQUESTS);
     // ... but the owner's known browser signs in at once, and that clears the count.
-    let owner = s.call(attacker(PASSWORD).cookie(&format!("{BROWSER}={known}"))).await;
+    let owner = s.call(attacker(PASSWORD).header("x-kluis-browser", &known)).await;
     assert_eq!(owner.status, StatusCode::OK, "{}", String::from_utf8_lossy(&owner.body));
+    assert!(owner.json().get("browser_token").is_none(), "a known browser gets no new token");
     assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::OK);
     let user = s.state.accounts.user_by_name("anna").unwrap().unwrap();
     assert_eq!(user.failures.unknown, 0);
+    // The operator can clear a lock too.
+    for _ in 0..LOCK_AFTER {
+        s.clock.advance(MAX_DELAY_MS);
+        s.call(attacker("wrong guess")).await;
+    }
+    s.clock.advance(MAX_DELAY_MS);
+    assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::TOO_MANY_REQUESTS);
+    s.state.accounts.unlock("anna").unwrap();
+    assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::OK);
     let locked_logged = s.state.accounts.sign_ins(user.practice.as_ref(), 1000).unwrap();
     assert!(locked_logged.iter().any(|e| e.result == SignInResult::Locked));
 }
@@ -376,6 +394,7 @@ async fn a_sign_in_rehashes_a_password_stored_with_older_parameters() {
         ip: "10.9.9.9".parse().unwrap(),
         user_agent: "t",
         browser: None,
+        old_session: None,
     };
     assert!(matches!(accounts.sign_in(attempt).await.unwrap(), Outcome::Success { .. }));
     let stored = accounts.user_by_name("anna").unwrap().unwrap().password.unwrap();

@@ -26,11 +26,11 @@ fn keys() -> VaultKeys {
 async fn writer(dir: &str) {
     let store = Store::open(std::path::Path::new(dir)).unwrap();
     let keys = keys();
-    if store.head(&keys.id).is_err() {
+    if store.head(&keys.id).await.is_err() {
         store.create_vault([1; 16], &Manifest::genesis(&keys, 0).encode()).await.unwrap();
     }
     loop {
-        let head = verify(&store.head(&keys.id).unwrap(), &keys, None, &[]).unwrap();
+        let head = verify(&store.head(&keys.id).await.unwrap(), &keys, None, &[]).unwrap();
         let n = head.manifest().counter;
         let id = RecordId::from_bytes([(n % 200) as u8; 16]);
         let header = match store.record(&keys.id, &id, None) {
@@ -82,7 +82,8 @@ fn acknowledged_saves_survive_sigkill() {
         }
         // Reopen and check.
         let store = Store::open(dir.path()).unwrap();
-        let head_bytes = store.head(&keys.id).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let head_bytes = rt.block_on(store.head(&keys.id)).unwrap();
         let head = verify(&head_bytes, &keys, None, &[]).unwrap();
         let m = head.manifest();
         assert!(m.counter >= acked, "round {round}: acknowledged save {acked} lost (head at {})", m.counter);
@@ -92,7 +93,7 @@ fn acknowledged_saves_survive_sigkill() {
         let updates = store.updates_since(&keys.id, 0).unwrap();
         let updates: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
         verify(&head_bytes, &keys, Some(&genesis), &updates).unwrap();
-        let records = store.records_since(&keys.id, 0).unwrap();
+        let records = rt.block_on(store.records_since(&keys.id, 0)).unwrap();
         head.check_listing(records.iter().map(|(id, b)| (*id, b.as_slice()))).unwrap();
         for (_, b) in &records {
             envelope::open(&keys, b).unwrap();

@@ -74,7 +74,7 @@ async fn make_vault(s: &TestServer, token: &str, keys: &VaultKeys) -> RecordId {
         .call(
             Call::post(&format!("/api/vaults/{}/saves", hex::encode(keys.id.to_bytes())))
                 .session(token)
-                .cbor(save_body(s, keys, rec)),
+                .cbor(save_body(s, keys, rec).await),
         )
         .await;
     assert_eq!(res.status, 204, "{}", String::from_utf8_lossy(&res.body));
@@ -82,8 +82,8 @@ async fn make_vault(s: &TestServer, token: &str, keys: &VaultKeys) -> RecordId {
 }
 
 /// A valid save of a new version of `rec` on top of the vault's current head.
-fn save_body(s: &TestServer, keys: &VaultKeys, rec: RecordId) -> Vec<u8> {
-    let head = verify(&s.state.notes.head(&keys.id).unwrap(), keys, None, &[]).unwrap();
+async fn save_body(s: &TestServer, keys: &VaultKeys, rec: RecordId) -> Vec<u8> {
+    let head = verify(&s.state.notes.head(&keys.id).await.unwrap(), keys, None, &[]).unwrap();
     let header = match s.state.notes.record(&keys.id, &rec, None) {
         Ok(prev) => envelope::header_of(&prev).unwrap().next(&prev).unwrap(),
         Err(_) => RecordHeader::first(keys.id, rec, RecordKind::Note),
@@ -166,7 +166,7 @@ async fn every_endpoint_every_subject_every_owner() {
                 ("POST", "/api/practice/invitations") => call.json(serde_json::json!({"username": format!("new{n}"), "roles": ["practitioner"]})),
                 ("POST", "/api/vaults/{kind}") => call.cbor(Manifest::genesis(&vault_keys(0x40 + i as u8), 1).encode()),
                 ("POST", "/api/vaults/{vault}/saves") => {
-                    let body = if owner == "none" { save_body_for_missing(&knone) } else { save_body(&s, keys, rec) };
+                    let body = if owner == "none" { save_body_for_missing(&knone) } else { save_body(&s, keys, rec).await };
                     call.cbor(body)
                 }
                 _ => call,

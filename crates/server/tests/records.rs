@@ -211,7 +211,7 @@ async fn refused_saves_change_nothing() {
     let genesis_head = a.head.clone();
     assert_eq!(a.save(a.prepare(&[(id(1), Some(b"first"))], RecordKind::Note)).await, StatusCode::NO_CONTENT);
     a.sync().await;
-    let before = s.state.notes.head(&a.keys.id).unwrap();
+    let before = s.state.notes.head(&a.keys.id).await.unwrap();
     let current = std::mem::replace(&mut a.head, genesis_head);
     let stale = a.prepare(&[(id(2), Some(b"stale"))], RecordKind::Note);
     a.head = current;
@@ -236,7 +236,7 @@ async fn refused_saves_change_nothing() {
     assert_eq!(a.save(mixed).await, StatusCode::BAD_REQUEST);
     // A record kind of the other vault cannot be saved here either (kluis-core binds kinds to
     // vaults; the server only checks the hash, the client refuses it on reading).
-    assert_eq!(s.state.notes.head(&a.keys.id).unwrap(), before, "nothing changed");
+    assert_eq!(s.state.notes.head(&a.keys.id).await.unwrap(), before, "nothing changed");
     assert_eq!(a.save(good).await, StatusCode::NO_CONTENT);
 }
 

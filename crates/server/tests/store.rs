@@ -41,13 +41,13 @@ impl Client {
     }
 
     /// Syncs: verifies the head against the high-water mark and the saves since, then every record.
-    fn sync(&mut self, store: &Store) -> Vec<Vec<u8>> {
-        let head = store.head(&self.keys.id).unwrap();
+    async fn sync(&mut self, store: &Store) -> Vec<Vec<u8>> {
+        let head = store.head(&self.keys.id).await.unwrap();
         let since = store.updates_since(&self.keys.id, self.hw.counter).unwrap();
         let since: Vec<&[u8]> = since.iter().map(Vec::as_slice).collect();
         self.head = verify(&head, &self.keys, Some(&self.hw), &since).unwrap();
         self.hw = self.head.high_water();
-        let records = store.records_since(&self.keys.id, 0).unwrap();
+        let records = store.records_since(&self.keys.id, 0).await.unwrap();
         self.head.check_listing(records.iter().map(|(id, b)| (*id, b.as_slice()))).unwrap();
         records.iter().map(|(_, b)| envelope::open(&self.keys, b).unwrap().1).collect()
     }
@@ -64,13 +64,13 @@ async fn saves_apply_atomically_and_a_client_verifies_them() {
     let mut c = Client::new(&store, 1).await;
     let (u, e) = c.prepare(&store, &[(id(1), b"first"), (id(2), b"second")]);
     store.save(&c.keys.id, &u, &e).await.unwrap();
-    assert_eq!(c.sync(&store), vec![b"first".to_vec(), b"second".to_vec()]);
+    assert_eq!(c.sync(&store).await, vec![b"first".to_vec(), b"second".to_vec()]);
     let (u, e) = c.prepare(&store, &[(id(1), b"first, revised")]);
     store.save(&c.keys.id, &u, &e).await.unwrap();
-    assert_eq!(c.sync(&store), vec![b"first, revised".to_vec(), b"second".to_vec()]);
+    assert_eq!(c.sync(&store).await, vec![b"first, revised".to_vec(), b"second".to_vec()]);
     // History keeps every version; delta sync returns what changed after counter 1.
     assert_eq!(store.history(&c.keys.id, &id(1)).unwrap().len(), 2);
-    let delta = store.records_since(&c.keys.id, 1).unwrap();
+    let delta = store.records_since(&c.keys.id, 1).await.unwrap();
     assert_eq!(delta.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![id(1)]);
     let versions = store.history(&c.keys.id, &id(1)).unwrap();
     let versions: Vec<&[u8]> = versions.iter().map(Vec::as_slice).collect();
@@ -85,9 +85,9 @@ async fn a_stale_save_is_a_conflict_and_changes_nothing() {
     let (u1, e1) = c.prepare(&store, &[(id(1), b"from device A")]);
     let (u2, e2) = c.prepare(&store, &[(id(2), b"from device B")]);
     store.save(&c.keys.id, &u1, &e1).await.unwrap();
-    let head = store.head(&c.keys.id).unwrap();
+    let head = store.head(&c.keys.id).await.unwrap();
     assert!(matches!(store.save(&c.keys.id, &u2, &e2).await, Err(StoreError::Conflict)));
-    assert_eq!(store.head(&c.keys.id).unwrap(), head);
+    assert_eq!(store.head(&c.keys.id).await.unwrap(), head);
     assert!(matches!(store.record(&c.keys.id, &id(2), Some(1)), Err(StoreError::NotFound)));
     assert_eq!(store.updates_since(&c.keys.id, 0).unwrap().len(), 1);
 }
@@ -115,7 +115,7 @@ async fn concurrent_saves_from_one_state_let_exactly_one_win() {
         }
     }
     assert_eq!(won, 1);
-    assert_eq!(Manifest::decode(&store.head(&c.keys.id).unwrap()).unwrap().entries.len(), 1);
+    assert_eq!(Manifest::decode(&store.head(&c.keys.id).await.unwrap()).unwrap().entries.len(), 1);
 }
 
 #[tokio::test]
@@ -124,7 +124,7 @@ async fn saves_that_contradict_themselves_are_refused_whole() {
     let store = Store::open(dir.path()).unwrap();
     let c = Client::new(&store, 4).await;
     let (u, e) = c.prepare(&store, &[(id(1), b"one"), (id(2), b"two")]);
-    let head = store.head(&c.keys.id).unwrap();
+    let head = store.head(&c.keys.id).await.unwrap();
     // An envelope missing, an extra one, or one that is not the envelope the update names.
     assert!(matches!(store.save(&c.keys.id, &u, &e[..1]).await, Err(StoreError::BadRequest(_))));
     let mut extra = e.clone();
@@ -133,8 +133,8 @@ async fn saves_that_contradict_themselves_are_refused_whole() {
     let swapped = vec![(id(1), e[1].1.clone()), (id(2), e[0].1.clone())];
     assert!(matches!(store.save(&c.keys.id, &u, &swapped).await, Err(StoreError::BadRequest(_))));
     assert!(matches!(store.save(&c.keys.id, b"not cbor", &e).await, Err(StoreError::BadRequest(_))));
-    assert_eq!(store.head(&c.keys.id).unwrap(), head);
-    assert!(store.records_since(&c.keys.id, 0).unwrap().is_empty());
+    assert_eq!(store.head(&c.keys.id).await.unwrap(), head);
+    assert!(store.records_since(&c.keys.id, 0).await.unwrap().is_empty());
     // A vault is created once, from a genesis manifest only.
     let genesis = Manifest::genesis(&c.keys, 1).encode();
     assert!(matches!(store.create_vault([0xee; 16], &genesis).await, Err(StoreError::Exists)));
@@ -151,9 +151,9 @@ async fn acknowledged_saves_survive_reopening() {
         let c = Client::new(&store, 5).await;
         let (u, e) = c.prepare(&store, &[(id(1), b"durable")]);
         store.save(&c.keys.id, &u, &e).await.unwrap();
-        (c.keys.id, store.head(&c.keys.id).unwrap())
+        (c.keys.id, store.head(&c.keys.id).await.unwrap())
     };
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(&vault).unwrap(), head);
-    assert_eq!(store.records_since(&vault, 0).unwrap().len(), 1);
+    assert_eq!(store.head(&vault).await.unwrap(), head);
+    assert_eq!(store.records_since(&vault, 0).await.unwrap().len(), 1);
 }

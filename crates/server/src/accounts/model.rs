@@ -135,10 +135,13 @@ pub enum UserState {
 pub struct Failures {
     /// From browsers this account has not signed in with before.
     pub unknown: u32,
-    /// From browsers that carry this account's known-browser cookie.
+    /// From browsers that carry this account's known-browser token.
     pub known: u32,
-    /// Time of the last failure.
-    pub last_ms: Millis,
+    /// Time of the last failure from an unknown browser.
+    pub unknown_last_ms: Millis,
+    /// Time of the last failure from a known browser (kept apart, so an attacker's failures
+    /// never extend the owner's back-off).
+    pub known_last_ms: Millis,
 }
 
 /// A user account.

@@ -95,6 +95,18 @@ impl Accounts {
         Ok(e)
     }
 
+    /// Clears a user's failed sign-in counts (the operator's answer to a lockout).
+    pub fn unlock(&self, username: &str) -> Result<(), AccountError> {
+        let user = self.user_by_name(username)?.ok_or(AccountError::NotFound)?;
+        self.users.update_and_fetch(user.id.0, |old| {
+            let old = old?;
+            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+            u.failures = Default::default();
+            to_json(&u).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        self.flush_blocking()
+    }
+
     /// A new code for a user who has not enrolled yet (earlier codes stop working).
     pub fn reissue(&self, username: &str) -> Result<Enrollment, AccountError> {
         let user = self.user_by_name(username)?.ok_or(AccountError::NotFound)?;

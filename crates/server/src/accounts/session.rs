@@ -100,6 +100,33 @@ impl Accounts {
         Ok(Some(Signed { user, session, key }))
     }
 
+    /// Ends the session behind a presented cookie, whoever's it is (a new sign-in replaces it).
+    pub(super) fn end_presented_session(&self, cookie: &str) -> Result<(), AccountError> {
+        let Some(key) = hash_presented(SecretKind::Session, cookie) else { return Ok(()) };
+        if let Some(v) = self.sessions.get(key)? {
+            let s: Session = from_json(&v)?;
+            self.end_session(&key, &s)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every session past its idle or absolute timeout (run periodically; a session is
+    /// also deleted when it is presented after expiring). Returns how many went.
+    pub fn purge_expired(&self) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let mut n = 0;
+        for kv in self.sessions.iter() {
+            let (key, v) = kv?;
+            let s: Session = from_json(&v)?;
+            if now >= s.expires_ms || now >= s.last_active_ms.saturating_add(s.idle_ms) {
+                let key: [u8; 32] = key.as_ref().try_into().map_err(|_| AccountError::Internal("bad session key"))?;
+                self.end_session(&key, &s)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Sign-out: ends this session.
     pub async fn sign_out(&self, signed: &Signed) -> Result<(), AccountError> {
         self.end_session(&signed.key, &signed.session)?;

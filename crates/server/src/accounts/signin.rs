@@ -14,6 +14,9 @@ use super::secrets::{Secret, SecretKind, hash_presented};
 use super::throttle::{Gate, fail, gate};
 use super::{AccountError, Accounts, MAX_USER_AGENT_CHARS, from_json, shorten, to_json};
 
+/// How long the server honours a known-browser token, ms (400 days, as the cookie).
+pub const KNOWN_BROWSER_LIFETIME_MS: u64 = 400 * 24 * 60 * 60 * 1000;
+
 /// One sign-in attempt as it arrives.
 #[derive(Debug)]
 pub struct Attempt<'a> {
@@ -25,8 +28,10 @@ pub struct Attempt<'a> {
     pub ip: IpAddr,
     /// Its User-Agent.
     pub user_agent: &'a str,
-    /// The known-browser cookie it presented, if any.
+    /// The known-browser token it presented (cookie or header), if any.
     pub browser: Option<&'a str>,
+    /// The session cookie it presented, if any: ended on success (a new session replaces it).
+    pub old_session: Option<&'a str>,
 }
 
 /// What a sign-in attempt gets.
@@ -50,12 +55,15 @@ pub enum Outcome {
 }
 
 impl Accounts {
-    fn known_browser(&self, cookie: Option<&str>, user: &Id) -> Result<bool, AccountError> {
-        let Some(key) = cookie.and_then(|c| hash_presented(SecretKind::Browser, c)) else { return Ok(false) };
-        Ok(match self.browsers.get(key)? {
-            Some(v) => from_json::<KnownBrowser>(&v)?.user == *user,
-            None => false,
-        })
+    fn known_browser(&self, token: Option<&str>, user: &Id) -> Result<bool, AccountError> {
+        let Some(key) = token.and_then(|c| hash_presented(SecretKind::Browser, c)) else { return Ok(false) };
+        let Some(v) = self.browsers.get(key)? else { return Ok(false) };
+        let known: KnownBrowser = from_json(&v)?;
+        if self.clock.now() >= known.created_ms.saturating_add(KNOWN_BROWSER_LIFETIME_MS) {
+            self.browsers.remove(key)?;
+            return Ok(false);
+        }
+        Ok(known.user == *user)
     }
 
     fn log_sign_in(
@@ -105,19 +113,24 @@ impl Accounts {
         Ok(decision)
     }
 
+    /// Clears the failure counts (and stores a rehashed password) in one atomic update, so
+    /// nothing written to the user meanwhile is lost.
     fn succeed(&self, user: &User, rehashed: Option<String>) -> Result<User, AccountError> {
-        let mut fresh = self.user(&user.id)?;
-        fresh.failures = Failures::default();
-        if let Some(phc) = rehashed {
-            fresh.password = Some(phc);
-        }
-        self.put_user(&fresh)?;
-        Ok(fresh)
+        let updated = self.users.update_and_fetch(user.id.0, |old| {
+            let old = old?;
+            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+            u.failures = Failures::default();
+            if let Some(phc) = &rehashed {
+                u.password = Some(phc.clone());
+            }
+            to_json(&u).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        from_json(&updated.ok_or(AccountError::NotFound)?)
     }
 
     /// Signs in with username and password.
     pub async fn sign_in(&self, attempt: Attempt<'_>) -> Result<Outcome, AccountError> {
-        let Attempt { username, password, ip, user_agent, browser } = attempt;
+        let Attempt { username, password, ip, user_agent, browser, old_session } = attempt;
         let a = Client { username, ip, user_agent, browser };
         let user = self.user_by_name(a.username)?;
         let known = match &user {
@@ -162,6 +175,9 @@ impl Accounts {
             }
         };
         let user = self.succeed(&user, rehashed)?;
+        if let Some(old) = old_session {
+            self.end_presented_session(old)?;
+        }
         let (session, _) = self.start_session(&user, a.user_agent)?;
         let browser = if known {
             None

@@ -29,8 +29,11 @@ pub const LOCK_AFTER: u32 = 100;
 pub const PER_IP_PER_MINUTE: u32 = 30;
 /// ... and in a burst.
 pub const PER_IP_BURST: u32 = 10;
-/// Unmatched usernames remembered before the table is cleared (a memory bound).
+/// Unmatched usernames remembered (a memory bound); when full, entries that are neither locked
+/// nor in back-off are forgotten first.
 pub const MAX_UNMATCHED: usize = 100_000;
+/// The per-IP table forgets idle addresses every this many attempts.
+const RETAIN_EVERY: u64 = 1000;
 
 /// The decision before checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,25 +58,27 @@ pub fn delay_after(n: u32) -> Millis {
 
 /// The gate for an account in this state, for a known browser or not.
 pub fn gate(f: &Failures, known_browser: bool, now: Millis) -> Gate {
-    let n = if known_browser { f.known } else { f.unknown };
+    let (n, last) = if known_browser { (f.known, f.known_last_ms) } else { (f.unknown, f.unknown_last_ms) };
     if n >= LOCK_AFTER {
         return Gate::Locked;
     }
-    let until = f.last_ms.saturating_add(delay_after(n));
+    let until = last.saturating_add(delay_after(n));
     if now < until { Gate::Wait(until - now) } else { Gate::Open }
 }
 
 /// Records a failure.
 pub fn fail(f: &mut Failures, known_browser: bool, now: Millis) {
-    let n = if known_browser { &mut f.known } else { &mut f.unknown };
+    let (n, last) =
+        if known_browser { (&mut f.known, &mut f.known_last_ms) } else { (&mut f.unknown, &mut f.unknown_last_ms) };
     *n = n.saturating_add(1);
-    f.last_ms = now;
+    *last = now;
 }
 
 /// The in-memory throttles.
 #[derive(Debug)]
 pub struct Throttle {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    attempts: std::sync::atomic::AtomicU64,
     unmatched: Mutex<HashMap<[u8; 32], Failures>>,
 }
 
@@ -81,15 +86,33 @@ impl Default for Throttle {
     fn default() -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(PER_IP_BURST).unwrap_or(NonZeroU32::MIN));
-        Throttle { per_ip: RateLimiter::keyed(quota), unmatched: Mutex::new(HashMap::new()) }
+        Throttle {
+            per_ip: RateLimiter::keyed(quota),
+            attempts: Default::default(),
+            unmatched: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl Throttle {
-    /// Takes one attempt from `ip`'s bucket; `Err(ms)` says how long to wait.
+    /// Takes one attempt from `ip`'s bucket; `Err(ms)` says how long to wait. IPv6 addresses
+    /// share a bucket per /64 (one customer's network), or an attacker would use a new address
+    /// for every guess.
     pub fn ip(&self, ip: IpAddr) -> Result<(), Millis> {
         use governor::clock::{Clock, DefaultClock};
-        self.per_ip.check_key(&ip).map_err(|nu| {
+        let key = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let n = self.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            self.per_ip.retain_recent();
+        }
+        self.per_ip.check_key(&key).map_err(|nu| {
             u64::try_from(nu.wait_time_from(DefaultClock::default().now()).as_millis()).unwrap_or(MAX_DELAY_MS).max(1)
         })
     }
@@ -99,8 +122,12 @@ impl Throttle {
     pub fn attempt_unmatched(&self, key: [u8; 32], now: Millis) -> Gate {
         let Ok(mut m) = self.unmatched.lock() else { return Gate::Wait(MAX_DELAY_MS) };
         if m.len() >= MAX_UNMATCHED {
-            m.clear();
-            self.per_ip.retain_recent();
+            // Forget names whose state no longer differs from a fresh one's (no lock, back-off
+            // over), so forgetting cannot tell an unmatched name from an account.
+            m.retain(|_, f| f.unknown >= LOCK_AFTER || gate(f, false, now) != Gate::Open);
+        }
+        if m.len() >= MAX_UNMATCHED {
+            return Gate::Wait(MAX_DELAY_MS);
         }
         let f = m.entry(key).or_default();
         let g = gate(f, false, now);
@@ -133,5 +160,21 @@ mod tests {
         // The owner's known browser is neither locked nor delayed by the attacker's failures.
         assert_eq!(gate(&f, true, 3000), Gate::Open);
         assert_eq!(delay_after(99), MAX_DELAY_MS);
+        // ... and the owner's own failures keep their own clock.
+        fail(&mut f, true, 3000);
+        fail(&mut f, false, 9_000_000);
+        assert_eq!(gate(&f, true, 3001), Gate::Open);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        let t = Throttle::default();
+        let mut refused = 0;
+        for i in 0..(PER_IP_BURST + 5) {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap_or(IpAddr::from([0; 16]));
+            refused += u32::from(t.ip(ip).is_err());
+        }
+        assert_eq!(refused, 5);
+        assert!(t.ip("2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 16]))).is_ok(), "another /64");
     }
 }

@@ -59,12 +59,23 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
     })
 }
 
+/// A secret field of a request body (a password, a code): wiped on drop, never printed.
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct SecretField(String);
+
+impl std::fmt::Debug for SecretField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretField(..)")
+    }
+}
+
 /// `POST /api/enroll`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
-    code: String,
-    password: String,
+    code: SecretField,
+    password: SecretField,
     email: String,
     #[serde(default)]
     mobile: Option<String>,
@@ -81,10 +92,10 @@ pub async fn enroll(
     state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
         ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
     })?;
-    let password = Password::new(&req.password);
+    let password = Password::new(&req.password.0);
     let (user, token) = state
         .accounts
-        .enroll_and_sign_in(&req.code, password, req.email.trim(), req.mobile.as_deref(), user_agent(&headers))
+        .enroll_and_sign_in(&req.code.0, password, req.email.trim(), req.mobile.as_deref(), user_agent(&headers))
         .await?;
     let me = me_of(&state, &user)?;
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, session_cookie(token.expose()))], Json(me)).into_response())
@@ -95,8 +106,12 @@ pub async fn enroll(
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     username: String,
-    password: String,
+    password: SecretField,
 }
+
+/// The header by which the app may present its known-browser token (kept in its own storage,
+/// which sign-out does not clear, unlike the cookie that `Clear-Site-Data` removes).
+pub const BROWSER_HEADER: &str = "x-kluis-browser";
 
 /// Password sign-in.
 pub async fn sign_in(
@@ -108,15 +123,20 @@ pub async fn sign_in(
     let req = body(req)?;
     let attempt = Attempt {
         username: &req.username,
-        password: Password::new(&req.password),
+        password: Password::new(&req.password.0),
         ip: addr.ip(),
         user_agent: user_agent(&headers),
-        browser: cookie(&headers, BROWSER_COOKIE),
+        browser: headers.get(BROWSER_HEADER).and_then(|v| v.to_str().ok()).or_else(|| cookie(&headers, BROWSER_COOKIE)),
+        old_session: cookie(&headers, super::auth::SESSION_COOKIE),
     };
     match state.accounts.sign_in(attempt).await? {
         Outcome::Success { user, session, browser } => {
             let me = me_of(&state, &user)?;
-            let mut res = Json(me).into_response();
+            let mut body = serde_json::to_value(&me).unwrap_or_default();
+            if let (Some(b), Some(obj)) = (&browser, body.as_object_mut()) {
+                obj.insert("browser_token".into(), b.expose().into());
+            }
+            let mut res = Json(body).into_response();
             let h = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&session_cookie(session.expose())) {
                 h.append(header::SET_COOKIE, v);

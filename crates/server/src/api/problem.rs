@@ -93,7 +93,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::not_found(),
             StoreError::BadRequest(why) => Self::new(StatusCode::BAD_REQUEST, format!("{why} (nothing was stored)")),
             StoreError::Exists => Self::new(StatusCode::CONFLICT, "that vault exists already"),
-            StoreError::Io(_) => {
+            StoreError::Io(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }

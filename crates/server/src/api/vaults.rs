@@ -99,8 +99,8 @@ pub async fn sync(
     let Path(vault) = vault?;
     let Query(q) = q?;
     let (store, id) = own_vault(&state, &signed, &vault)?;
-    let store = store.clone();
-    let bytes = blocking(move || Ok(store.sync(&id, q.since)?.encode())).await?;
+    let synced = store.sync(&id, q.since).await?;
+    let bytes = blocking(move || Ok(synced.encode())).await?;
     Ok(cbor(bytes))
 }
 
@@ -112,7 +112,7 @@ pub async fn head(
 ) -> Result<Response, ApiError> {
     let Path(vault) = vault?;
     let (store, id) = own_vault(&state, &signed, &vault)?;
-    Ok(cbor(store.head(&id)?))
+    Ok(cbor(store.head(&id).await?))
 }
 
 /// `POST /api/vaults/{vault}/saves`: one atomic save (FORMAT.md §10.1); 409 when the vault

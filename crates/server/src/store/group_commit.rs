@@ -6,6 +6,11 @@
 //! (sled's own `flush_async` runs on sled's small thread pool and was seen to stall for good
 //! under many concurrent savers; calling the blocking `flush` from each saver makes each of
 //! them do a full flush pass of its own.)
+//!
+//! Failure handling: a flush that fails fails exactly the requests it was to cover (a later
+//! success covers earlier requests too, since a flush writes everything dirty). If the flusher
+//! thread dies (a panic in sled), every waiter and every later request fails at once instead of
+//! hanging.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -15,10 +20,12 @@ use tokio::sync::watch;
 /// What the flusher has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Flushed {
-    /// Every request up to this number is covered by a finished flush.
-    upto: u64,
-    /// Whether that flush failed (a later success covers earlier requests too).
-    failed: bool,
+    /// Every request up to this number is covered by a successful flush.
+    ok_upto: u64,
+    /// Requests up to this number are covered by a finished flush, successful or not.
+    tried_upto: u64,
+    /// The flusher is gone: nothing more will be flushed.
+    dead: bool,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +51,42 @@ pub(super) struct GroupCommit {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Marks the flusher dead when its thread ends for any reason, so no waiter hangs.
+struct DeathNotice(Arc<Shared>);
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        self.0.done.send_modify(|f| f.dead = true);
+    }
+}
+
+fn flusher(s: &Arc<Shared>, db: &sled::Db) {
+    loop {
+        let target = {
+            let mut w = s.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+            while w.requested == s.done.borrow().tried_upto && !w.shutdown {
+                w = s.wake.wait(w).unwrap_or_else(PoisonError::into_inner);
+            }
+            if w.shutdown && w.requested == s.done.borrow().tried_upto {
+                return;
+            }
+            w.flushes += 1;
+            w.requested
+        };
+        // Everything applied before `target` was requested is in sled's buffers now.
+        match db.flush() {
+            Ok(_) => s.done.send_modify(|f| {
+                f.ok_upto = target;
+                f.tried_upto = target;
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "flush failed");
+                s.done.send_modify(|f| f.tried_upto = target);
+            }
+        }
+    }
+}
+
 impl GroupCommit {
     /// Starts the flusher for `db`.
     pub(super) fn start(db: sled::Db) -> std::io::Result<Self> {
@@ -54,22 +97,8 @@ impl GroupCommit {
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new().name("kluis-flush".into()).spawn(move || {
-            loop {
-                let target = {
-                    let mut w = s.wanted.lock().unwrap_or_else(PoisonError::into_inner);
-                    while w.requested == s.done.borrow().upto && !w.shutdown {
-                        w = s.wake.wait(w).unwrap_or_else(PoisonError::into_inner);
-                    }
-                    if w.shutdown && w.requested == s.done.borrow().upto {
-                        return;
-                    }
-                    w.flushes += 1;
-                    w.requested
-                };
-                // Everything applied before `target` was requested is in sled's buffers now.
-                let failed = db.flush().is_err();
-                s.done.send_replace(Flushed { upto: target, failed });
-            }
+            let _notice = DeathNotice(s.clone());
+            flusher(&s, &db);
         })?;
         Ok(GroupCommit { shared, thread: Some(thread) })
     }
@@ -83,15 +112,19 @@ impl GroupCommit {
         };
         self.shared.wake.notify_one();
         let mut rx = self.shared.done.subscribe();
-        let flushed = *rx
-            .wait_for(|f| f.upto >= mine)
+        let seen = *rx
+            .wait_for(|f| f.ok_upto >= mine || f.tried_upto >= mine || f.dead)
             .await
             .map_err(|_| sled::Error::ReportableBug("the flusher stopped".into()))?;
-        if flushed.failed { Err(sled::Error::ReportableBug("flush failed".into())) } else { Ok(()) }
+        if seen.ok_upto >= mine {
+            Ok(())
+        } else if seen.dead {
+            Err(sled::Error::ReportableBug("the flusher stopped".into()))
+        } else {
+            Err(sled::Error::ReportableBug("flush failed".into()))
+        }
     }
-}
 
-impl GroupCommit {
     /// How many flushes have run.
     pub(super) fn flushes(&self) -> u64 {
         self.shared.wanted.lock().unwrap_or_else(PoisonError::into_inner).flushes
