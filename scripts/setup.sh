@@ -2,8 +2,9 @@
 # Installs everything kluis needs on a fresh Debian machine with rustup, and skips what is
 # already there. Called by scripts/run.sh and scripts/test.sh; safe to run again.
 #
-#   bash scripts/setup.sh            native toolchain only (enough to run kluis)
-#   bash scripts/setup.sh --wasm     also the wasm32 toolchain, wasm-bindgen and Chromium (tests)
+#   bash scripts/setup.sh            native toolchain only
+#   bash scripts/setup.sh --web      also the wasm32 toolchain and wasm-bindgen (to build the app)
+#   bash scripts/setup.sh --wasm     all of that, and Chromium, Node.js and age (the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,8 @@ command -v curl >/dev/null || apt_install curl
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-[ "${1:-}" = "--wasm" ] || exit 0
+mode=${1:-}
+[ "$mode" = "--web" ] || [ "$mode" = "--wasm" ] || exit 0
 
 # 2. A compiler for wasm32-unknown-unknown. rustup's target where it can be added; otherwise
 #    Debian's rustc-web with its standard library source, building std with -Zbuild-std
@@ -53,6 +55,10 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
     cargo install -q wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
 fi
 
-# 4. Headless Chromium and its WebDriver for the browser tests, and the stock `age` binary that
-#    kluis-keys' tests use to prove its backups open without kluis.
+[ "$mode" = "--wasm" ] || exit 0
+
+# 4. Headless Chromium and its WebDriver for the browser tests, the stock `age` binary that
+#    kluis-keys' tests use to prove its backups open without kluis, and Node.js with npm for the
+#    end-to-end tests (playwright-core driving that Chromium).
 apt_install chromium chromium-driver age
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

@@ -25,3 +25,11 @@ export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=300
 bash scripts/wasm-cargo.sh test --locked -p kluis-core --test vectors --test testkit --test scenarios
+
+step "wasm32: the binding's WebCrypto route against the native path, in headless Chromium"
+bash scripts/wasm-cargo.sh test --locked -p kluis-wasm --test webcrypto
+
+step "the browser app end to end: headless Chromium against the real server"
+bash scripts/build-web.sh
+npm ci --prefix tests/e2e --no-audit --no-fund --silent
+node --test tests/e2e/

@@ -185,6 +185,7 @@ async fn main() {
         accounts: Accounts::open_with(&dir.path().join("accounts"), Clock::System, hasher).unwrap(),
         notes: Store::open(&dir.path().join("notes")).unwrap(),
         identities: Store::open(&dir.path().join("identities")).unwrap(),
+        web: None,
     };
     state.accounts.add_practice("Bench", "owner").unwrap();
     let (cert, key, _) = kluis_server::tls::dev_certificate(dir.path()).unwrap();

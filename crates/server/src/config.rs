@@ -1,7 +1,7 @@
 //! Command line and environment (clap), with safe defaults so `serve` needs no configuration.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -130,6 +130,10 @@ pub struct Serve {
     /// Plain-HTTP address that only redirects to HTTPS ("off" to disable).
     #[arg(long, env = "KLUIS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT|off")]
     pub http_listen: String,
+    /// The built browser app (default: `web` beside the directory of this binary, which is
+    /// `target/web` for a cargo build; `scripts/build-web.sh` makes it).
+    #[arg(long, env = "KLUIS_WEB", value_name = "DIR")]
+    pub web: Option<PathBuf>,
     /// TLS certificate chain (PEM). Without it, a development certificate is made on first run.
     #[arg(long, env = "KLUIS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -139,6 +143,16 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// Where the built browser app is.
+    pub fn web_dir(&self) -> PathBuf {
+        self.web.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().and_then(Path::parent).map(|target| target.join("web")))
+                .unwrap_or_else(|| PathBuf::from("target/web"))
+        })
+    }
+
     /// The accounts store's directory.
     pub fn accounts_dir(&self) -> PathBuf {
         self.data.join("accounts")

@@ -28,10 +28,30 @@ pub struct AppState {
     pub notes: Store,
     /// The identities vaults, stored apart.
     pub identities: Store,
+    /// The browser app's files, if built.
+    pub web: Option<std::sync::Arc<crate::web::WebApp>>,
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found()
+/// Everything that is no API route: the browser app's files (GET and HEAD only), else a 404
+/// problem.
+async fn fallback(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let path = uri.path();
+    if (method == axum::http::Method::GET || method == axum::http::Method::HEAD) && !path.starts_with("/api/") {
+        match &state.web {
+            Some(web) => {
+                if let Some(res) = web.get(path) {
+                    return res;
+                }
+            }
+            None if path == "/" => return crate::web::not_built(),
+            None => {}
+        }
+    }
+    ApiError::not_found().into_response()
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -106,7 +126,7 @@ async fn log_request(mut req: axum::extract::Request, next: axum::middleware::Ne
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(crate::api::router())
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::auth::check_origin))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

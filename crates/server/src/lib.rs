@@ -12,3 +12,4 @@ pub mod config;
 pub mod http;
 pub mod store;
 pub mod tls;
+pub mod web;

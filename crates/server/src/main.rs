@@ -82,7 +82,22 @@ async fn serve(opts: Serve) -> Result<()> {
     let listener = std::net::TcpListener::bind(opts.listen).with_context(|| format!("listening on {}", opts.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let app = app(AppState { accounts: accounts.clone(), notes: notes.clone(), identities: identities.clone() });
+    let web_dir = opts.web_dir();
+    let web = kluis_server::web::WebApp::load(&web_dir)
+        .with_context(|| format!("loading the browser app from {}", web_dir.display()))?;
+    let web_note = match &web {
+        Some(w) => format!("browser app: {} files from {}", w.len(), web_dir.display()),
+        None => format!(
+            "browser app: not built (no {}; run bash scripts/build-web.sh)",
+            web_dir.join("index.html").display()
+        ),
+    };
+    let app = app(AppState {
+        accounts: accounts.clone(),
+        notes: notes.clone(),
+        identities: identities.clone(),
+        web: web.map(std::sync::Arc::new),
+    });
     let server = axum_server::from_tcp_rustls(listener, config)
         .handle(handle.clone())
         .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>());
@@ -109,6 +124,7 @@ async fn serve(opts: Serve) -> Result<()> {
     let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
     eprintln!("kluis is running: https://{host}:{}/  (health: https://{host}:{}/api/health)", addr.port(), addr.port());
     eprintln!("  data: {}   identities: {}", opts.notes_dir().display(), opts.identities_dir().display());
+    eprintln!("  {web_note}");
     if let Some((plain, _)) = &redirect {
         eprintln!("  plain HTTP on {plain} only redirects to HTTPS");
     }
@@ -131,8 +147,7 @@ async fn serve(opts: Serve) -> Result<()> {
         }
         eprintln!("    username:        {}", e.username);
         eprintln!("    enrollment code: {}   (works once, for 72 hours)", e.code);
-        eprintln!("  The browser app arrives with the next issue; until then enroll through the API:");
-        eprintln!("    POST https://{host}:{}/api/enroll  {{\"code\", \"password\", \"email\"}}", addr.port());
+        eprintln!("  Open https://{host}:{}/ , choose \"I have an enrollment code\", and type the code.", addr.port());
         eprintln!();
     }
     eprintln!("  Stop with Ctrl-C.");

@@ -19,6 +19,7 @@ fn state(dir: &std::path::Path) -> AppState {
         accounts: Accounts::open(&dir.join("a"), Clock::System).unwrap(),
         notes: Store::open(&dir.join("n")).unwrap(),
         identities: Store::open(&dir.join("i")).unwrap(),
+        web: None,
     }
 }
 
@@ -178,4 +179,46 @@ fn the_binary_serves_https_and_stops_gracefully() {
         let mode = std::fs::metadata(dir.path().join("tls/dev-key.pem")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+}
+
+/// The browser app is served from memory with its SRI hashes filled in; nothing else is served.
+#[tokio::test]
+async fn the_app_is_served_with_integrity_hashes() {
+    use kluis_server::web::{WebApp, sri};
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    std::fs::write(web.join("app.js"), "console.log('kluis');").unwrap();
+    std::fs::write(web.join("pkg/m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(web.join("notes.secret"), "not a served type").unwrap();
+    std::fs::write(
+        web.join("index.html"),
+        r#"<script src="/app.js" integrity="{{sri:app.js}}"></script><meta data-i="{{sri:pkg/m.wasm}}">"#,
+    )
+    .unwrap();
+    let app_state = AppState { web: Some(std::sync::Arc::new(WebApp::load(&web).unwrap().unwrap())), ..state(dir.path()) };
+    let get = |path: &str| {
+        let router = app(app_state.clone());
+        let path = path.to_owned();
+        async move {
+            let res = router.oneshot(Request::get(path.as_str()).body(Body::empty()).unwrap()).await.unwrap();
+            let status = res.status();
+            let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            (status, ct, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+        }
+    };
+    let (status, ct, body) = get("/").await;
+    assert_eq!((status, ct.as_deref()), (StatusCode::OK, Some("text/html; charset=utf-8")));
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains(&sri(b"console.log('kluis');")), "{html}");
+    assert!(html.contains(&sri(b"\0asm\x01\0\0\0")), "{html}");
+    assert!(!html.contains("{{"), "{html}");
+    assert_eq!(get("/pkg/m.wasm").await.1.as_deref(), Some("application/wasm"));
+    for path in ["/index.html", "/notes.secret", "/../web/app.js", "/pkg/../app.jsx", "/api/nothing"] {
+        assert_eq!(get(path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    // An index that names a file that was not built is refused at start-up, not served broken.
+    std::fs::write(web.join("index.html"), r#"<script integrity="{{sri:missing.js}}"></script>"#).unwrap();
+    assert!(WebApp::load(&web).is_err());
+    drop(app_state);
 }

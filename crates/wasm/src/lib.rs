@@ -2,32 +2,60 @@
 //!
 //! This crate contains no logic: it converts between JavaScript values and kluis-core types and
 //! hands out opaque handles. The vault secret and the keys derived from it stay in wasm memory,
-//! zeroized on drop; no function returns them to JavaScript. (The browser app that uses this
-//! binding arrives with the browser-app issue, and with it the WebCrypto route for bulk
-//! decryption, which hands one per-record body key at a time to `crypto.subtle.importKey`.)
+//! zeroized on drop (and so on lock, when the app frees the handle); no function returns them to
+//! JavaScript. Bulk decryption goes through WebCrypto ([`webcrypto`]), one non-extractable
+//! per-record key at a time.
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "wasm32")]
+pub mod webcrypto;
+
 use wasm_bindgen::prelude::*;
+
+/// Installs a panic hook that reports Rust panics on the browser console in readable form
+/// (instead of "unreachable executed"). Called once when the module starts.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&JsValue::from_str(&format!("kluis: internal error: {info}")));
+    }));
+}
+
+fn js_error(e: &kluis_core::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
 
 /// A key file opened in wasm memory. JavaScript holds only this handle.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Vault {
     unlocked: kluis_core::UnlockedKeyFile,
+    // Used by the WebCrypto route, which exists on wasm32 only.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    keys: kluis_core::KeyHierarchy,
 }
 
 #[wasm_bindgen]
 impl Vault {
     /// Opens a key file read from disk. `passphrase` is required for a protected file.
-    /// The caller should overwrite `key_file` afterwards.
-    pub fn unlock(key_file: &[u8], passphrase: Option<String>) -> Result<Vault, JsError> {
-        let file = kluis_core::KeyFile::parse(key_file).map_err(|e| JsError::new(&e.to_string()))?;
+    /// `key_file` is overwritten with zeros before this returns (in the caller's own buffer
+    /// too: wasm-bindgen copies a mutable slice back), whether or not it opened.
+    pub fn unlock(key_file: &mut [u8], passphrase: Option<String>) -> Result<Vault, JsError> {
+        let result = Self::unlock_inner(key_file, passphrase);
+        key_file.fill(0);
+        result
+    }
+
+    fn unlock_inner(key_file: &[u8], passphrase: Option<String>) -> Result<Vault, JsError> {
+        let file = kluis_core::KeyFile::parse(key_file).map_err(|e| js_error(&e))?;
         let pass = passphrase.map(kluis_core::Passphrase::new);
-        let unlocked = file.unlock(pass.as_ref()).map_err(|e| JsError::new(&e.to_string()))?;
+        let unlocked = file.unlock(pass.as_ref()).map_err(|e| js_error(&e))?;
         if unlocked.info().kind != kluis_core::keyfile::KeyFileKind::Vault {
             return Err(JsError::new("this is the practice's break-glass key, not a practitioner's key file"));
         }
-        Ok(Vault { unlocked })
+        let keys = kluis_core::KeyHierarchy::derive(unlocked.secret());
+        Ok(Vault { unlocked, keys })
     }
 
     /// The public fingerprint, in groups, for the user to compare.
@@ -40,6 +68,18 @@ impl Vault {
     #[wasm_bindgen(getter)]
     pub fn label(&self) -> String {
         self.unlocked.info().label.clone()
+    }
+
+    /// Opens a note envelope (notes vault): kluis-core checks everything but the body, which
+    /// WebCrypto decrypts. Resolves to the plaintext bytes.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn open_note(&self, envelope: Vec<u8>) -> Result<js_sys::Uint8Array, JsError> {
+        let keys = self.keys.notes.clone();
+        match webcrypto::open(&keys, &envelope).await {
+            Ok((_, plaintext)) => Ok(js_sys::Uint8Array::from(&plaintext[..])),
+            Err(webcrypto::OpenError::Core(e)) => Err(js_error(&e)),
+            Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
+        }
     }
 }
 

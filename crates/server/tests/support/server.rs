@@ -132,6 +132,7 @@ impl TestServer {
             accounts: Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher).unwrap(),
             notes: Store::open(&dir.path().join("notes")).unwrap(),
             identities: Store::open(&dir.path().join("identities")).unwrap(),
+            web: None,
         };
         TestServer { router: app(state.clone()), state, clock, dir }
     }

@@ -1,0 +1,119 @@
+// The browser app end to end: real headless Chromium (Debian's, through playwright-core)
+// against the real kluis-server on a loopback port, with a key file made by kluis-keys.
+// Run by scripts/test.sh after `cargo test` (which builds both binaries) and
+// scripts/build-web.sh (which builds the app into target/web).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = (name) => join(root, "target", process.env.KLUIS_PROFILE || "debug", name);
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const PASSWORD = "ochtendmist boven de polder";
+
+let dir, server, url, code, browser, keyFile, fingerprint;
+
+function startServer() {
+  return new Promise((resolveStart, reject) => {
+    const child = spawn(bin("kluis-server"), [
+      "serve", "--data", join(dir, "data"), "--listen", "127.0.0.1:0", "--http-listen", "off",
+      "--web", join(root, "target", "web"),
+    ], { stdio: ["ignore", "ignore", "pipe"] });
+    const lines = [];
+    const rl = createInterface({ input: child.stderr });
+    rl.on("line", (line) => {
+      lines.push(line);
+      const m = line.match(/(https:\/\/\S+\/)\s/);
+      if (m && !url) url = m[1];
+      const c = line.match(/enrollment code:\s+(\S+)/);
+      if (c) code = c[1];
+      if (line.includes("Stop with Ctrl-C")) resolveStart(child);
+    });
+    child.on("exit", (status) => reject(new Error(`server exited (${status}):\n${lines.join("\n")}`)));
+  });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "kluis-e2e-"));
+  keyFile = join(dir, "dr-e2e.kluis");
+  execFileSync(bin("kluis-keys"), ["generate", "--out", keyFile, "--label", "Dr E2E"], { stdio: "ignore" });
+  const inspected = execFileSync(bin("kluis-keys"), ["inspect", keyFile], { encoding: "utf8" });
+  fingerprint = inspected.match(/^fingerprint:\s+(\S+)/m)[1];
+  server = await startServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the development certificate
+  const page = await context.newPage();
+  const problems = [];
+  // Console errors, except the expected 401 of asking /api/me before signing in.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  const res = await page.goto(url);
+  // The page is served with the strict CSP, and every script carries its SRI hash.
+  assert.match(res.headers()["content-security-policy"], /script-src 'self' 'wasm-unsafe-eval'/);
+  const integrity = await page.$$eval("script[src]", (s) => s.map((e) => e.integrity));
+  assert.equal(integrity.length, 3);
+  for (const i of integrity) assert.match(i, /^sha384-[A-Za-z0-9+/]{64}$/);
+
+  // First sign-in: enrollment with the code the server printed.
+  await page.getByRole("button", { name: "I have an enrollment code" }).click();
+  const enroll = page.locator("#enroll");
+  await enroll.getByLabel("Enrollment code").fill(code);
+  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await enroll.getByLabel("E-mail address").fill("admin@example.org");
+  await page.getByRole("button", { name: "Enroll" }).click();
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+
+  // Unlock with the key file kluis-keys made: the app shows the same fingerprint.
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
+  assert.equal(await page.locator("#vault-label").textContent(), "Dr E2E");
+
+  // Lock: back to the key file; nothing of the key is in the browser's storage.
+  await page.getByRole("button", { name: "Lock" }).click();
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  const stored = await page.evaluate(async () => {
+    const all = [];
+    for (const s of [localStorage, sessionStorage]) for (let i = 0; i < s.length; i++) all.push(s.key(i), s.getItem(s.key(i)));
+    const dbs = indexedDB.databases ? await indexedDB.databases() : [];
+    return { all, dbs: dbs.length };
+  });
+  const secretLine = execFileSync("grep", ["-v", "^#", keyFile], { encoding: "utf8" }).trim();
+  for (const v of stored.all) assert.ok(!String(v).includes(secretLine.slice(20, 60)), "key material in web storage");
+
+  // Sign out, then sign in again on the same browser.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+  const signin = page.locator("#signin");
+  await signin.getByLabel("Username").fill("admin");
+  await signin.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  // The known-browser token (not a key) is kept where sign-out does not clear it.
+  assert.match(await page.evaluate(() => localStorage.getItem("kluis.browser")), /^[A-Za-z0-9_-]{22}$/);
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
+
+  assert.deepEqual(problems, [], "no console errors and no CSP violations");
+  await context.close();
+});
