@@ -399,16 +399,20 @@ impl Store {
     /// current manifest, the saves after `since` (oldest first), and the current envelope of
     /// every live record changed after it, all from the same state. This is the bulk sync that
     /// opens a 10,000-record vault in one response.
-    pub async fn sync(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
+    ///
+    /// With `all_records`, every live record is returned whatever `since` is: a device that
+    /// knows counter `since` (its high-water mark) but holds no records, as a browser after a
+    /// reload, checks the saves since its mark and receives the whole vault in one response.
+    pub async fn sync(&self, vault: &VaultId, since: u64, all_records: bool) -> Result<Synced, StoreError> {
         let vault = *vault;
-        self.read(&vault, move |s| s.sync_unlocked(&vault, since)).await
+        self.read(&vault, move |s| s.sync_unlocked(&vault, since, all_records)).await
     }
 
-    fn sync_unlocked(&self, vault: &VaultId, since: u64) -> Result<Synced, StoreError> {
+    fn sync_unlocked(&self, vault: &VaultId, since: u64, all_records: bool) -> Result<Synced, StoreError> {
         let h = self.stored_head(vault)?;
         let entries = self.entries(vault)?;
         let updates = if since >= h.counter { Vec::new() } else { self.updates_since(vault, since)? };
-        let changed: Option<std::collections::BTreeSet<RecordId>> = if since == 0 {
+        let changed: Option<std::collections::BTreeSet<RecordId>> = if since == 0 || all_records {
             None
         } else {
             let mut set = std::collections::BTreeSet::new();
@@ -440,7 +444,7 @@ impl Store {
 
     /// The current envelope of every live record changed after counter `since` (0: all).
     pub async fn records_since(&self, vault: &VaultId, since: u64) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
-        Ok(self.sync(vault, since).await?.records)
+        Ok(self.sync(vault, since, false).await?.records)
     }
 }
 

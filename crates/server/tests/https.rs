@@ -196,7 +196,8 @@ async fn the_app_is_served_with_integrity_hashes() {
         r#"<script src="/app.js" integrity="{{sri:app.js}}"></script><meta data-i="{{sri:pkg/m.wasm}}">"#,
     )
     .unwrap();
-    let app_state = AppState { web: Some(std::sync::Arc::new(WebApp::load(&web).unwrap().unwrap())), ..state(dir.path()) };
+    let app_state =
+        AppState { web: Some(std::sync::Arc::new(WebApp::load(&web).unwrap().unwrap())), ..state(dir.path()) };
     let get = |path: &str| {
         let router = app(app_state.clone());
         let path = path.to_owned();

@@ -134,6 +134,13 @@ async fn save_sync_versions_and_delete() {
     );
     assert_eq!(app.sync().await, 1);
     assert_eq!(app.notes[&id(1)], b"S: slept better");
+    // A reloaded page knows its high-water mark but holds no records: `all` brings every one,
+    // with only the saves since its mark.
+    let url = format!("/api/vaults/{}/sync?since={}&all=true", app.vault, app.hw.counter);
+    let res = s.call(Call::get(&url).session(&token)).await;
+    let reload = SyncResponse::decode(&res.body).unwrap();
+    assert_eq!((reload.updates.len(), reload.records.len()), (0, 2));
+    verify(reload.head, &app.keys, Some(&app.hw), &reload.updates).unwrap();
     // Every version stays readable, immutable.
     let v1 = s
         .call(

@@ -86,9 +86,12 @@ pub async fn create(
 pub struct Since {
     #[serde(default)]
     since: u64,
+    /// Every live record, not only those changed after `since`.
+    #[serde(default)]
+    all: bool,
 }
 
-/// `GET /api/vaults/{vault}/sync?since=N`: the manifest, the saves after N and the records
+/// `GET /api/vaults/{vault}/sync?since=N[&all=true]`: the manifest, the saves after N and the records
 /// changed after N, in one consistent response (FORMAT.md §10.2).
 pub async fn sync(
     State(state): State<AppState>,
@@ -99,7 +102,7 @@ pub async fn sync(
     let Path(vault) = vault?;
     let Query(q) = q?;
     let (store, id) = own_vault(&state, &signed, &vault)?;
-    let synced = store.sync(&id, q.since).await?;
+    let synced = store.sync(&id, q.since, q.all).await?;
     let bytes = blocking(move || Ok(synced.encode())).await?;
     Ok(cbor(bytes))
 }
