@@ -1,55 +1,306 @@
 // The kluis browser app. Plain JavaScript over the wasm binding (crates/wasm): key bytes stay
-// in wasm memory; this file only ever holds an opaque handle. No inline script, no eval, no
-// innerHTML: the page runs under a strict CSP with Trusted Types required.
+// in wasm memory; this file only ever holds opaque handles, and the decrypted records it shows.
+// No inline script, no eval, no innerHTML: the page runs under a strict CSP with Trusted Types.
+//
+// Record contents (FORMAT.md §11) are JSON inside the envelopes:
+//   client: {"v": 1, "name", "phone", "email"}                      (identities vault)
+//   note:   {"v": 1, "client", "date", "s", "o", "a", "p", "tags"}  (notes vault; "client" is the
+//            client's record id, so the server sees no link between a note and a client)
 "use strict";
 
 (() => {
-  const T = (key) => KLUIS_TEXT[key] ?? key;
+  const T = (key, vars) => (KLUIS_TEXT[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars?.[k] ?? ""));
   const $ = (id) => document.getElementById(id);
-  const BROWSER_TOKEN = "kluis.browser"; // the known-browser token (not a key; see FORMAT.md §9.2)
-  let vault = null; // the wasm handle of the unlocked key file
+  const BROWSER_TOKEN = "kluis.browser"; // the known-browser token (not a key; FORMAT.md §9.2)
+  const SECTIONS = ["signin", "enroll", "unlock", "vault", "client"];
+
+  let vault = null;   // the wasm handle of the unlocked key file
+  let notes = null;   // {session, records: Map(id -> note)}
+  let clients = null; // {session, records: Map(id -> client)}
+  let current = null; // the client whose notes are shown
 
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = T(el.dataset.text);
 
-  function say(message) {
-    $("status").textContent = message;
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (k === "onclick") e.addEventListener("click", v);
+      else if (k === "class") e.className = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
   }
 
+  function say(message) { $("status").textContent = message; }
+
   function show(id) {
-    for (const s of ["signin", "enroll", "unlock", "vault"]) $(s).hidden = s !== id;
+    for (const s of SECTIONS) $(s).hidden = s !== id;
     $("signout").hidden = id === "signin" || id === "enroll";
-    const first = $(id).querySelector("input, button");
+    const first = $(id).querySelector("input:not([type=hidden]), button");
     if (first) first.focus();
   }
 
   // Every request the user caused is marked, so that only user activity extends the session.
-  async function api(method, path, body) {
+  async function request(method, path, { json, cbor } = {}) {
     const headers = { "x-kluis-activity": "user" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
-    if (body !== undefined) {
-      headers["content-type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
+    if (json !== undefined) { headers["content-type"] = "application/json"; init.body = JSON.stringify(json); }
+    if (cbor !== undefined) { headers["content-type"] = "application/cbor"; init.body = cbor; }
     const res = await fetch(path, init);
-    const text = await res.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!res.ok) {
-      const err = new Error((data && data.detail) || res.statusText);
+    if (!res.ok && res.status !== 409) {
+      let detail = res.statusText;
+      try { detail = (await res.json()).detail || detail; } catch (_) { /* not JSON */ }
+      const err = new Error(detail);
       err.status = res.status;
       throw err;
     }
-    return data;
+    return res;
+  }
+  const api = async (method, path, json) => {
+    const res = await request(method, path, { json });
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  };
+  const bytes = async (path) => new Uint8Array(await (await request("GET", path)).arrayBuffer());
+
+  // The highest manifest this device has seen, per vault: kept in IndexedDB, which sign-out
+  // does not clear (Clear-Site-Data "cache", "cookies"). Counter and chain only: no key, no text.
+  const highWater = {
+    db() {
+      return new Promise((resolve, reject) => {
+        const open = indexedDB.open("kluis-device", 1);
+        open.onupgradeneeded = () => open.result.createObjectStore("high-water");
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+    },
+    async get(id) {
+      const db = await this.db();
+      return new Promise((resolve) => {
+        const r = db.transaction("high-water").objectStore("high-water").get(id);
+        r.onsuccess = () => resolve(r.result || null);
+        r.onerror = () => resolve(null);
+      });
+    },
+    async put(id, session) {
+      const db = await this.db();
+      return new Promise((resolve, reject) => {
+        const tx = db.transaction("high-water", "readwrite");
+        tx.objectStore("high-water").put({ counter: session.counter, chain: session.chain, seen: Date.now() }, id);
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+      });
+    },
+  };
+
+  async function openRecords(v, list) {
+    await Promise.all(list.map(async (r) => v.records.set(r.id, JSON.parse(await v.session.open(r.envelope)))));
+    // Records deleted in the vault's newest state leave the view.
+    const live = v.session.versions();
+    for (const id of [...v.records.keys()]) if (!(id in live)) v.records.delete(id);
+  }
+
+  async function openVault(which, me) {
+    const session = vault.session(which);
+    const registered = me.vaults[which];
+    if (!registered) {
+      await request("POST", `/api/vaults/${which}`, { cbor: session.genesis(Date.now()) });
+    } else if (registered !== session.id) {
+      session.free();
+      throw new Error(T("vault.wrong-key"));
+    }
+    const hw = await highWater.get(session.id);
+    const query = hw ? `since=${hw.counter}&all=true` : "since=0";
+    const sync = await bytes(`/api/vaults/${session.id}/sync?${query}`);
+    const v = { session, records: new Map() };
+    try {
+      await openRecords(v, session.accept(sync, true, hw?.counter, hw?.chain));
+    } catch (e) {
+      session.free();
+      throw new Error(T("vault.integrity") + e.message);
+    }
+    await highWater.put(session.id, session);
+    return v;
+  }
+
+  async function resync(v) {
+    const since = v.session.counter;
+    const sync = await bytes(`/api/vaults/${v.session.id}/sync?since=${since}`);
+    try {
+      await openRecords(v, v.session.accept(sync, false, since, v.session.chain));
+    } catch (e) {
+      throw new Error(T("vault.integrity") + e.message);
+    }
+    await highWater.put(v.session.id, v.session);
+  }
+
+  // One save: encrypted here, sent with the manifest update; a conflict syncs and tries again.
+  async function save(v, changes) {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const body = v.session.prepare(changes.map(([id, rec]) => [id, rec === null ? null : JSON.stringify(rec)]), Date.now());
+      const res = await request("POST", `/api/vaults/${v.session.id}/saves`, { cbor: body });
+      if (res.status === 204) {
+        v.session.commit();
+        for (const [id, rec] of changes) rec === null ? v.records.delete(id) : v.records.set(id, rec);
+        await highWater.put(v.session.id, v.session);
+        showState();
+        return;
+      }
+      await resync(v); // 409: someone saved first; nothing of ours was stored
+    }
+    throw new Error("the vault keeps changing; try again");
+  }
+
+  function showState() {
+    if (!notes) return;
+    $("vault-state").textContent = T("vault.state", { counter: notes.session.counter, hash: notes.session.chain.slice(0, 12) });
   }
 
   function lock(message) {
-    if (vault) {
-      vault.free(); // drops the Rust value: the secret and every derived key are zeroized
-      vault = null;
-    }
-    $("vault-label").textContent = "";
-    $("vault-fingerprint").textContent = "";
+    for (const v of [notes, clients]) if (v) v.session.free(); // wipes the vault keys
+    notes = clients = current = null;
+    if (vault) { vault.free(); vault = null; } // wipes the key-file secret
+    for (const id of ["vault-label", "vault-fingerprint", "vault-state", "client-title"]) $(id).textContent = "";
+    for (const id of ["clients", "notes", "search-results", "history-list"]) $(id).replaceChildren();
+    $("search").value = "";
+    $("client-form").reset();
+    $("note-form").reset();
     if (message) say(message);
   }
+
+  // ---- clients --------------------------------------------------------------------------
+
+  function renderClients() {
+    const items = [...clients.records.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+    $("clients").replaceChildren(...(items.length ? items.map(([id, c]) =>
+      el("li", {}, el("button", { type: "button", class: "link", onclick: () => openClient(id) }, c.name))) :
+      [el("li", {}, T("clients.none"))]));
+  }
+
+  function openClient(id) {
+    current = id;
+    const c = clients.records.get(id);
+    $("client-title").textContent = c.name;
+    $("note-form").reset();
+    $("note-form").elements.id.value = "";
+    $("note-form-title").textContent = T("notes.add");
+    $("note-date").value = new Date().toISOString().slice(0, 10);
+    $("history").hidden = true;
+    renderNotes();
+    say("");
+    show("client");
+  }
+
+  $("client-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const id = f.elements.id.value || clients.session.new_id();
+    const rec = { v: 1, name: f.elements.name.value.trim(), phone: f.elements.phone.value.trim(), email: f.elements.email.value.trim() };
+    try {
+      await save(clients, [[id, rec]]);
+      f.reset();
+      f.elements.id.value = "";
+      $("client-form-title").textContent = T("clients.add");
+      renderClients();
+      say(T("clients.saved"));
+      if (current === id) openClient(id);
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  $("edit-client").addEventListener("click", () => {
+    const c = clients.records.get(current);
+    const f = $("client-form");
+    f.elements.id.value = current;
+    f.elements.name.value = c.name;
+    f.elements.phone.value = c.phone || "";
+    f.elements.email.value = c.email || "";
+    $("client-form-title").textContent = T("clients.edit");
+    show("vault");
+    $("client-name").focus();
+  });
+
+  $("back-to-clients").addEventListener("click", () => { current = null; say(""); show("vault"); });
+
+  // ---- notes ------------------------------------------------------------------------------
+
+  function noteItem(id, n, withClient) {
+    const tags = (n.tags || []).map((t) => el("span", { class: "tag" }, t));
+    const head = withClient ? `${n.date} · ${clients.records.get(n.client)?.name ?? ""}` : n.date;
+    const actions = withClient ? null : el("div", { class: "actions" },
+      el("button", { type: "button", onclick: () => editNote(id) }, T("notes.edit-button")),
+      el("button", { type: "button", onclick: () => showHistory(id) }, T("notes.history-button")),
+      el("button", { type: "button", onclick: () => deleteNote(id) }, T("notes.delete-button")));
+    return el("li", { class: "note" }, el("h5", {}, head, " ", ...tags),
+      ...["s", "o", "a", "p"].filter((k) => n[k]).map((k) => el("p", {}, el("strong", {}, T(`notes.${k}`) + ": "), n[k])),
+      actions);
+  }
+
+  function renderNotes() {
+    const items = [...notes.records.entries()].filter(([, n]) => n.client === current)
+      .sort((a, b) => b[1].date.localeCompare(a[1].date));
+    $("notes").replaceChildren(...(items.length ? items.map(([id, n]) => noteItem(id, n, false)) : [el("li", {}, T("notes.none"))]));
+  }
+
+  function editNote(id) {
+    const n = notes.records.get(id);
+    const f = $("note-form");
+    f.elements.id.value = id;
+    for (const k of ["date", "s", "o", "a", "p"]) f.elements[k].value = n[k] || "";
+    f.elements.tags.value = (n.tags || []).join(", ");
+    $("note-form-title").textContent = T("notes.edit");
+    $("note-s").focus();
+  }
+
+  async function deleteNote(id) {
+    if (!window.confirm(T("notes.confirm-delete"))) return;
+    try {
+      await save(notes, [[id, null]]);
+      renderNotes();
+      say(T("notes.deleted"));
+    } catch (e) { say(T("app.error") + e.message); }
+  }
+
+  async function showHistory(id) {
+    const latest = notes.session.versions()[id];
+    const items = [];
+    try {
+      for (let n = latest - 1; n >= 1; n--) {
+        const env = await bytes(`/api/vaults/${notes.session.id}/records/${id}?version=${n}`);
+        const old = JSON.parse(await notes.session.open_version(id, n, env));
+        items.push(el("li", {}, el("strong", {}, T("history.version", { n })), noteItem(id, old, true)));
+      }
+    } catch (e) { say(T("vault.integrity") + e.message); }
+    $("history-list").replaceChildren(...items);
+    $("history").hidden = false;
+  }
+
+  $("note-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const id = f.elements.id.value || notes.session.new_id();
+    const rec = {
+      v: 1, client: current, date: f.elements.date.value,
+      s: f.elements.s.value, o: f.elements.o.value, a: f.elements.a.value, p: f.elements.p.value,
+      tags: f.elements.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    };
+    try {
+      await save(notes, [[id, rec]]);
+      openClient(current);
+      say(T("notes.saved"));
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  // Search runs over the decrypted notes in memory only; nothing is sent anywhere.
+  $("search").addEventListener("input", (ev) => {
+    const q = ev.target.value.trim().toLowerCase();
+    if (!q) { $("search-results").replaceChildren(); return; }
+    const hits = [...notes.records.entries()].filter(([, n]) =>
+      [n.s, n.o, n.a, n.p, ...(n.tags || []), clients.records.get(n.client)?.name ?? ""].some((x) => (x || "").toLowerCase().includes(q)));
+    $("search-results").replaceChildren(...(hits.length ? hits.map(([id, n]) => noteItem(id, n, true)) : [el("li", {}, T("search.none"))]));
+  });
+
+  // ---- sign-in, enrollment, unlock --------------------------------------------------------
 
   $("to-enroll").addEventListener("click", () => { say(""); show("enroll"); });
   $("to-signin").addEventListener("click", () => { say(""); show("signin"); });
@@ -62,10 +313,7 @@
       const known = localStorage.getItem(BROWSER_TOKEN);
       if (known) headers["x-kluis-browser"] = known;
       const res = await fetch("/api/sign-in", {
-        method: "POST",
-        credentials: "same-origin",
-        cache: "no-store",
-        headers,
+        method: "POST", credentials: "same-origin", cache: "no-store", headers,
         body: JSON.stringify({ username: f.username.value, password: f.password.value }),
       });
       const me = await res.json();
@@ -100,18 +348,12 @@
     const f = ev.target;
     const file = f.file.files[0];
     if (!file) return;
-    const bytes = new Uint8Array(await file.arrayBuffer());
+    const keyBytes = new Uint8Array(await file.arrayBuffer());
     const passphrase = $("unlock-pass-row").hidden ? undefined : f.passphrase.value;
     try {
-      vault = wasm_bindgen.Vault.unlock(bytes, passphrase); // overwrites `bytes` with zeros
-      f.reset();
-      $("unlock-pass-row").hidden = true;
-      $("vault-label").textContent = vault.label;
-      $("vault-fingerprint").textContent = vault.fingerprint;
-      say("");
-      show("vault");
+      vault = wasm_bindgen.Vault.unlock(keyBytes, passphrase); // overwrites keyBytes with zeros
     } catch (e) {
-      bytes.fill(0);
+      keyBytes.fill(0);
       if (/passphrase/i.test(String(e.message)) && $("unlock-pass-row").hidden) {
         $("unlock-pass-row").hidden = false;
         say(T("unlock.need-passphrase"));
@@ -119,7 +361,25 @@
       } else {
         say(T("app.error") + e.message);
       }
+      return;
     }
+    f.reset();
+    $("unlock-pass-row").hidden = true;
+    try {
+      const me = await api("GET", "/api/me");
+      clients = await openVault("identities", me);
+      notes = await openVault("notes", me);
+    } catch (e) {
+      lock();
+      say(T("app.error") + e.message);
+      return;
+    }
+    $("vault-label").textContent = vault.label;
+    $("vault-fingerprint").textContent = vault.fingerprint;
+    showState();
+    renderClients();
+    say("");
+    show("vault");
   });
 
   $("lock").addEventListener("click", () => { lock(T("app.locked")); show("unlock"); });

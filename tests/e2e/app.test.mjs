@@ -5,7 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,12 +18,31 @@ const bin = (name) => join(root, "target", process.env.KLUIS_PROFILE || "debug",
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PASSWORD = "ochtendmist boven de polder";
 
-let dir, server, url, code, browser, keyFile, fingerprint;
+let dir, server, url, code, browser, keyFile, fingerprint, port;
+
+// A fixed port for the whole run, so the origin (and the browser's IndexedDB) survives restarts.
+function freePort() {
+  return new Promise((res) => {
+    const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
+  });
+}
+
+function stopServer() {
+  return new Promise((res) => { server.once("exit", res); server.kill("SIGTERM"); });
+}
+
+// Every file of a directory tree, for looking for plaintext on the server's disk.
+function filesUnder(d) {
+  return readdirSync(d).flatMap((f) => {
+    const st = statSync(join(d, f));
+    return st.isDirectory() ? filesUnder(join(d, f)) : st.isFile() ? [join(d, f)] : [];
+  });
+}
 
 function startServer() {
   return new Promise((resolveStart, reject) => {
     const child = spawn(bin("kluis-server"), [
-      "serve", "--data", join(dir, "data"), "--listen", "127.0.0.1:0", "--http-listen", "off",
+      "serve", "--data", join(dir, "data"), "--listen", `127.0.0.1:${port}`, "--http-listen", "off",
       "--web", join(root, "target", "web"),
     ], { stdio: ["ignore", "ignore", "pipe"] });
     const lines = [];
@@ -45,6 +65,7 @@ before(async () => {
   execFileSync(bin("kluis-keys"), ["generate", "--out", keyFile, "--label", "Dr E2E"], { stdio: "ignore" });
   const inspected = execFileSync(bin("kluis-keys"), ["inspect", keyFile], { encoding: "utf8" });
   fingerprint = inspected.match(/^fingerprint:\s+(\S+)/m)[1];
+  port = await freePort();
   server = await startServer();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
 });
@@ -115,5 +136,102 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
 
   assert.deepEqual(problems, [], "no console errors and no CSP violations");
+  await context.close();
+});
+
+test("clients and SOAP notes: saved encrypted, edited with history, searched, kept across a reload; a rollback is refused", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.on("dialog", (d) => d.accept());
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(String(e)));
+  const signIn = async () => {
+    await page.goto(url);
+    const signin = page.locator("#signin");
+    await signin.getByLabel("Username").fill("admin");
+    await signin.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  };
+  const unlock = async () => {
+    await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+    await page.getByRole("button", { name: "Unlock" }).click();
+  };
+  await signIn();
+  await unlock();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+
+  // A client, then a note for them.
+  const clientForm = page.locator("#client-form");
+  await clientForm.getByLabel("Name").fill("Jan Jansen");
+  await clientForm.getByLabel("Phone").fill("06-12345678");
+  await page.getByRole("button", { name: "Save client" }).click();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByRole("heading", { name: "Jan Jansen", exact: true }).waitFor();
+  await page.getByLabel("Subjective").fill("Knee pain after running, three weeks.");
+  await page.getByLabel("Assessment").fill("Patellofemoral pain.");
+  await page.getByLabel("Tags (separated by commas)").fill("knee, sport");
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.locator("#notes li.note").first().waitFor();
+  assert.match(await page.locator("#notes").textContent(), /Knee pain after running/);
+
+  // Edit: a new version; the history shows the first.
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await page.getByLabel("Plan").fill("Exercises twice a day.");
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.getByText("Exercises twice a day.").waitFor();
+  await page.getByRole("button", { name: "History" }).click();
+  await page.getByText("Version 1").waitFor();
+  assert.doesNotMatch(await page.locator("#history-list").textContent(), /Exercises/);
+
+  // Search, in memory.
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByLabel("Search notes (only in this browser)").fill("patello");
+  await page.locator("#search-results li.note").first().waitFor();
+  assert.match(await page.locator("#search-results").textContent(), /Jan Jansen/);
+
+  // The server holds none of it in the clear: not in the stores, not anywhere in its data.
+  for (const f of filesUnder(join(dir, "data"))) {
+    const raw = readFileSync(f);
+    for (const canary of ["Knee pain", "Jan Jansen", "Patellofemoral", "06-12345678", "Exercises"]) {
+      assert.ok(!raw.includes(canary), `${canary} found in ${f}`);
+    }
+  }
+
+  // A reload: sign-in is kept, the key file unlocks again, everything is back.
+  await page.reload();
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await unlock();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByText("Exercises twice a day.").waitFor();
+  const state = await page.locator("#vault-state").textContent();
+
+  // Behind the app's back: the server's notes store is rolled back to before the edit.
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await stopServer();
+  const notesDir = join(dir, "data", "notes");
+  const snapshot = join(dir, "notes-before");
+  cpSync(notesDir, snapshot, { recursive: true });
+  server = await startServer();
+  await unlock();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await page.getByLabel("Objective").fill("Swelling gone.");
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.getByText("Swelling gone.").waitFor();
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await stopServer();
+  rmSync(notesDir, { recursive: true, force: true });
+  cpSync(snapshot, notesDir, { recursive: true });
+  server = await startServer();
+  await unlock();
+  // The app refuses the older state and says so; nothing of it is shown as good.
+  await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
+  assert.match(await page.locator("#status").textContent(), /rollback/);
+  assert.ok(await page.locator("#vault").isHidden());
+  assert.ok(state.length > 0);
+  assert.deepEqual(problems, []);
   await context.close();
 });

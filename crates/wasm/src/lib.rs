@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 #[cfg(target_arch = "wasm32")]
+pub mod session;
+#[cfg(target_arch = "wasm32")]
 pub mod webcrypto;
 
 use wasm_bindgen::prelude::*;
@@ -68,6 +70,18 @@ impl Vault {
     #[wasm_bindgen(getter)]
     pub fn label(&self) -> String {
         self.unlocked.info().label.clone()
+    }
+
+    /// A session on the notes vault (`"notes"`) or the identities vault (`"identities"`): its
+    /// keys stay in wasm memory, and are wiped when the session or this handle is freed.
+    #[cfg(target_arch = "wasm32")]
+    pub fn session(&self, which: &str) -> Result<session::VaultSession, JsError> {
+        let (keys, kind) = match which {
+            "notes" => (self.keys.notes.clone(), kluis_core::RecordKind::Note),
+            "identities" => (self.keys.identities.clone(), kluis_core::RecordKind::Identity),
+            _ => return Err(JsError::new("a vault is \"notes\" or \"identities\"")),
+        };
+        session::VaultSession::new(keys, kind, 0)
     }
 
     /// Opens a note envelope (notes vault): kluis-core checks everything but the body, which

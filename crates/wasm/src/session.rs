@@ -1,0 +1,224 @@
+//! An open vault in the browser: its keys, the manifest the device has verified, and the save
+//! being prepared. Every check is kluis-core's (`manifest::verify`, `check_record`,
+//! `check_listing`, `prepare_update`); this file only moves bytes between them and JavaScript.
+
+use std::collections::BTreeMap;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use kluis_core::manifest::{Entry, EntryState, HighWater, Manifest, VerifiedManifest, verify};
+use kluis_core::wire::{SaveRequest, SyncResponse};
+use kluis_core::{EnvelopeHash, RecordHeader, RecordId, RecordKind, VaultKeys, envelope};
+use wasm_bindgen::prelude::*;
+
+use crate::webcrypto;
+
+fn err(e: &kluis_core::Error) -> JsError {
+    // The kind first ("rollback: ..."), so the app can tell the user what the server did.
+    JsError::new(&format!("{}: {e}", e.kind()))
+}
+
+fn id_hex(id: &RecordId) -> String {
+    id.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_id(s: &str) -> Result<RecordId, JsError> {
+    let bad = || JsError::new("a record id is 32 hex digits");
+    if s.len() != 32 {
+        return Err(bad());
+    }
+    let mut b = [0u8; 16];
+    for (i, out) in b.iter_mut().enumerate() {
+        *out = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(RecordId::from_bytes(b))
+}
+
+fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), JsError> {
+    Reflect::set(obj, &JsValue::from_str(key), value).map(|_| ()).map_err(|_| JsError::new("cannot build a result"))
+}
+
+/// One vault (notes or identities) opened in this page.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct VaultSession {
+    keys: VaultKeys,
+    kind: RecordKind,
+    head: VerifiedManifest,
+    pending: Option<Manifest>,
+}
+
+impl VaultSession {
+    pub(crate) fn new(keys: VaultKeys, kind: RecordKind, genesis_ms: u64) -> Result<Self, JsError> {
+        let genesis = Manifest::genesis(&keys, genesis_ms).encode();
+        let head = verify(&genesis, &keys, None, &[]).map_err(|e| err(&e))?;
+        Ok(VaultSession { keys, kind, head, pending: None })
+    }
+}
+
+#[wasm_bindgen]
+impl VaultSession {
+    /// The vault id (hex), for the API's URLs.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.keys.id.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The genesis manifest that creates this vault on the server.
+    pub fn genesis(&self, now_ms: f64) -> Vec<u8> {
+        Manifest::genesis(&self.keys, now_ms as u64).encode()
+    }
+
+    /// The verified manifest's counter (the device's high-water mark after `accept`).
+    #[wasm_bindgen(getter)]
+    pub fn counter(&self) -> f64 {
+        self.head.manifest().counter as f64
+    }
+
+    /// The verified manifest's history chain (hex): with the counter, the high-water mark to
+    /// keep, and, shortened, what two devices compare.
+    #[wasm_bindgen(getter)]
+    pub fn chain(&self) -> String {
+        self.head.manifest().chain.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Checks a sync response (FORMAT.md §10.2): the manifest against the device's high-water
+    /// mark (`hw_counter`, `hw_chain`; none on a device that never saw this vault) and the
+    /// saves since it, then every record against the manifest; with `full`, also that no live
+    /// record is missing. Returns `[{id, envelope}]` to open with `open`. Throws with the kind of
+    /// failure first (`rollback: …`, `fork: …`, `record-missing: …`) and changes nothing then.
+    pub fn accept(
+        &mut self,
+        sync: &[u8],
+        full: bool,
+        hw_counter: Option<f64>,
+        hw_chain: Option<String>,
+    ) -> Result<Array, JsError> {
+        let s = SyncResponse::decode(sync).map_err(|e| err(&e))?;
+        let hw = match (hw_counter, hw_chain) {
+            (Some(counter), Some(chain)) => {
+                let mut c = [0u8; 32];
+                if chain.len() != 64 {
+                    return Err(JsError::new("a stored high-water mark is damaged"));
+                }
+                for (i, out) in c.iter_mut().enumerate() {
+                    *out = u8::from_str_radix(chain.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+                        .map_err(|_| JsError::new("a stored high-water mark is damaged"))?;
+                }
+                Some(HighWater { counter: counter as u64, chain: c })
+            }
+            _ => None,
+        };
+        let head = verify(s.head, &self.keys, hw.as_ref(), &s.updates).map_err(|e| err(&e))?;
+        if full {
+            head.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?;
+        } else {
+            for (id, bytes) in &s.records {
+                head.check_record(id, bytes).map_err(|e| err(&e))?;
+            }
+        }
+        let out = Array::new();
+        for (id, bytes) in &s.records {
+            let o = Object::new();
+            set(&o, "id", &JsValue::from_str(&id_hex(id)))?;
+            set(&o, "envelope", &Uint8Array::from(*bytes).into())?;
+            out.push(&o);
+        }
+        self.head = head;
+        self.pending = None;
+        Ok(out)
+    }
+
+    /// Opens an envelope of this vault (checked by `accept`): kluis-core unwraps its key,
+    /// WebCrypto decrypts its body. Resolves to the plaintext as text.
+    pub async fn open(&self, envelope: Vec<u8>) -> Result<String, JsError> {
+        let keys = self.keys.clone();
+        match webcrypto::open(&keys, &envelope).await {
+            Ok((_, plaintext)) => String::from_utf8(plaintext).map_err(|_| JsError::new("a record is not text")),
+            Err(webcrypto::OpenError::Core(e)) => Err(err(&e)),
+            Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
+        }
+    }
+
+    /// Every current version number of the live records, `{id: version}`, for history views.
+    pub fn versions(&self) -> Result<Object, JsError> {
+        let o = Object::new();
+        for (id, e) in &self.head.manifest().entries {
+            if matches!(e.state, EntryState::Live(_)) {
+                set(&o, &id_hex(id), &JsValue::from_f64(e.version as f64))?;
+            }
+        }
+        Ok(o)
+    }
+
+    /// Opens an older version of a record, fetched by the app from
+    /// `/records/{id}?version=N`: checked to be that record of this vault at that version.
+    pub async fn open_version(&self, id: String, version: f64, envelope: Vec<u8>) -> Result<String, JsError> {
+        let header = envelope::header_of(&envelope).map_err(|e| err(&e))?;
+        if header.vault != self.keys.id || header.id != parse_id(&id)? || header.version != version as u64 {
+            return Err(JsError::new("swapped: the server sent another record or version than asked for"));
+        }
+        self.open(envelope).await
+    }
+
+    /// A fresh random record id (hex).
+    pub fn new_id(&self) -> String {
+        id_hex(&RecordId::random())
+    }
+
+    /// Prepares one save (FORMAT.md §10.1): `changes` is `[[id, text or null], ...]`, where
+    /// null deletes. Returns the request body; after the server says 204, call `commit`; after
+    /// 409, sync and prepare again.
+    pub fn prepare(&mut self, changes: Array, now_ms: f64) -> Result<Vec<u8>, JsError> {
+        let mut entries = BTreeMap::new();
+        let mut sealed: Vec<(RecordId, Vec<u8>)> = Vec::new();
+        for change in changes.iter() {
+            let pair: Array = change.dyn_into().map_err(|_| JsError::new("a change is [id, text or null]"))?;
+            let id = parse_id(&pair.get(0).as_string().ok_or_else(|| JsError::new("a change needs an id"))?)?;
+            let current = self.head.manifest().entries.get(&id).copied();
+            match pair.get(1).as_string() {
+                Some(text) => {
+                    let header = match current {
+                        Some(Entry { version, state: EntryState::Live(prev) }) => RecordHeader {
+                            vault: self.keys.id,
+                            id,
+                            version: version.checked_add(1).ok_or_else(|| JsError::new("version overflow"))?,
+                            kind: self.kind,
+                            prev,
+                        },
+                        Some(Entry { state: EntryState::Deleted, .. }) => {
+                            return Err(JsError::new("a deleted record cannot be written again"));
+                        }
+                        None => RecordHeader::first(self.keys.id, id, self.kind),
+                    };
+                    let env = envelope::seal(&self.keys, &header, text.as_bytes()).map_err(|e| err(&e))?;
+                    entries
+                        .insert(id, Entry { version: header.version, state: EntryState::Live(EnvelopeHash::of(&env)) });
+                    sealed.push((id, env));
+                }
+                None => {
+                    let Some(Entry { version, state: EntryState::Live(_) }) = current else {
+                        return Err(JsError::new("no such record to delete"));
+                    };
+                    let version = version.checked_add(1).ok_or_else(|| JsError::new("version overflow"))?;
+                    entries.insert(id, Entry { version, state: EntryState::Deleted });
+                }
+            }
+        }
+        let (update, next) = self.head.prepare_update(&self.keys, entries, now_ms as u64).map_err(|e| err(&e))?;
+        sealed.sort_by_key(|(id, _)| *id);
+        let body = SaveRequest {
+            update: &update.encode(),
+            envelopes: sealed.iter().map(|(id, e)| (*id, e.as_slice())).collect(),
+        }
+        .encode();
+        self.pending = Some(next);
+        Ok(body)
+    }
+
+    /// The server stored the prepared save: it becomes the verified head.
+    pub fn commit(&mut self) -> Result<(), JsError> {
+        let next = self.pending.take().ok_or_else(|| JsError::new("no save is pending"))?;
+        self.head = verify(&next.encode(), &self.keys, None, &[]).map_err(|e| err(&e))?;
+        Ok(())
+    }
+}
