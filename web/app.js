@@ -18,6 +18,9 @@
   let notes = null;   // {session, records: Map(id -> note)}
   let clients = null; // {session, records: Map(id -> client)}
   let current = null; // the client whose notes are shown
+  let idleMs = 15 * 60 * 1000; // the practice's idle timeout (from /api/me)
+  let lastActivity = Date.now();
+  let noteDirty = false; // the note form holds unsaved text
 
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = T(el.dataset.text);
 
@@ -186,6 +189,7 @@
     $("note-form").elements.id.value = "";
     $("note-form-title").textContent = T("notes.add");
     $("note-date").value = new Date().toISOString().slice(0, 10);
+    noteDirty = false;
     $("history").hidden = true;
     renderNotes();
     say("");
@@ -228,10 +232,11 @@
     const tags = (n.tags || []).map((t) => el("span", { class: "tag" }, t));
     const head = withClient ? `${n.date} · ${clients.records.get(n.client)?.name ?? ""}` : n.date;
     const actions = withClient ? null : el("div", { class: "actions" },
-      el("button", { type: "button", onclick: () => editNote(id) }, T("notes.edit-button")),
+      el("button", { type: "button", onclick: () => editNote(id) }, T(n.draft ? "notes.continue-draft" : "notes.edit-button")),
       el("button", { type: "button", onclick: () => showHistory(id) }, T("notes.history-button")),
       el("button", { type: "button", onclick: () => deleteNote(id) }, T("notes.delete-button")));
-    return el("li", { class: "note" }, el("h5", {}, head, " ", ...tags),
+    const draft = n.draft ? el("span", { class: "tag" }, T("notes.draft")) : null;
+    return el("li", { class: "note" }, el("h5", {}, head, " ", draft, ...tags),
       ...["s", "o", "a", "p"].filter((k) => n[k]).map((k) => el("p", {}, el("strong", {}, T(`notes.${k}`) + ": "), n[k])),
       actions);
   }
@@ -275,21 +280,52 @@
     $("history").hidden = false;
   }
 
-  $("note-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const f = ev.target;
-    const id = f.elements.id.value || notes.session.new_id();
-    const rec = {
+  function noteFromForm(f) {
+    return {
       v: 1, client: current, date: f.elements.date.value,
       s: f.elements.s.value, o: f.elements.o.value, a: f.elements.a.value, p: f.elements.p.value,
       tags: f.elements.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
     };
+  }
+
+  $("note-form").addEventListener("input", () => { noteDirty = true; });
+
+  $("note-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const id = f.elements.id.value || notes.session.new_id();
     try {
-      await save(notes, [[id, rec]]);
+      await save(notes, [[id, noteFromForm(f)]]);
+      noteDirty = false;
       openClient(current);
       say(T("notes.saved"));
     } catch (e) { say(T("app.error") + e.message); }
   });
+
+  // Auto-lock: after the practice's idle time without user input (not background requests),
+  // the vault locks. A note being written is first saved as an encrypted draft, never lost.
+  for (const kind of ["keydown", "pointerdown", "wheel", "touchstart"]) {
+    document.addEventListener(kind, () => { lastActivity = Date.now(); }, { passive: true, capture: true });
+  }
+
+  let locking = false;
+  async function idleLock() {
+    if (locking) return;
+    locking = true;
+    const f = $("note-form");
+    if (noteDirty && current && notes) {
+      const id = f.elements.id.value || notes.session.new_id();
+      try { await save(notes, [[id, { ...noteFromForm(f), draft: true }]]); } catch (_) { /* lock anyway */ }
+    }
+    noteDirty = false;
+    lock(T("app.idle-locked"));
+    show("unlock");
+    locking = false;
+  }
+
+  setInterval(() => {
+    if (vault && Date.now() - lastActivity >= idleMs) idleLock();
+  }, 1000);
 
   // Search runs over the decrypted notes in memory only; nothing is sent anywhere.
   $("search").addEventListener("input", (ev) => {
@@ -367,6 +403,8 @@
     $("unlock-pass-row").hidden = true;
     try {
       const me = await api("GET", "/api/me");
+      idleMs = (me.idle_minutes || 15) * 60 * 1000;
+      lastActivity = Date.now();
       clients = await openVault("identities", me);
       notes = await openVault("notes", me);
     } catch (e) {

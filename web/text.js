@@ -2,6 +2,10 @@
 "use strict";
 const KLUIS_TEXT = {
   "app.signout": "Sign out",
+  "app.about": "What kluis protects, and what it cannot",
+  "app.idle-locked": "Locked after a while without activity. A note you were writing was kept as an encrypted draft.",
+  "notes.draft": "Draft (not finished)",
+  "notes.continue-draft": "Continue",
   "app.signed-out": "You are signed out.",
   "app.locked": "Locked. Your key file is needed to open the vault again.",
   "app.error": "Something went wrong: ",

@@ -135,6 +135,12 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
 
+  // The public page says what kluis cannot protect, in plain words.
+  await page.getByRole("link", { name: "What kluis protects, and what it cannot" }).click();
+  await page.getByRole("heading", { name: "What kluis protects, and what it cannot" }).waitFor();
+  assert.match(await page.textContent("main"), /Whoever has a copy of your key file/);
+  assert.match(await page.textContent("main"), /The server delivers this app's code/);
+
   assert.deepEqual(problems, [], "no console errors and no CSP violations");
   await context.close();
 });
@@ -233,5 +239,51 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   assert.ok(await page.locator("#vault").isHidden());
   assert.ok(state.length > 0);
   assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("auto-lock after the idle time keeps the note being written as an encrypted draft", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.clock.install(); // the page's clock, moved by the test (the server's is real)
+  await page.goto(url);
+  const signin = page.locator("#signin");
+  await signin.getByLabel("Username").fill("admin");
+  await signin.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByLabel("Subjective").fill("Half-written: sleeps badly since");
+  // 14 minutes without input: still open. Then past the practice's 15 minutes: locked.
+  await page.clock.fastForward("14:00");
+  assert.ok(await page.locator("#client").isVisible());
+  await page.clock.fastForward("01:30");
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  assert.match(await page.locator("#status").textContent(), /encrypted draft/);
+  assert.equal(await page.locator("#note-s").inputValue(), "", "the form is emptied on lock");
+  // Unlock again: the draft is there, and continues where it stopped.
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByText("Draft (not finished)").waitFor();
+  await page.getByRole("button", { name: "Continue" }).click();
+  assert.equal(await page.locator("#note-s").inputValue(), "Half-written: sleeps badly since");
+  // After locking, no key bytes and no plaintext are in the browser's storage (the canary).
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  const dump = await page.evaluate(async () => {
+    const out = [];
+    for (const s of [localStorage, sessionStorage]) for (let i = 0; i < s.length; i++) out.push(s.key(i), s.getItem(s.key(i)));
+    const db = await new Promise((res) => { const r = indexedDB.open("kluis-device"); r.onsuccess = () => res(r.result); });
+    const all = await new Promise((res) => { const r = db.transaction("high-water").objectStore("high-water").getAll(); r.onsuccess = () => res(r.result); });
+    out.push(JSON.stringify(all));
+    return out.join("\n");
+  });
+  const secretLine = readFileSync(keyFile, "utf8").split("\n").find((l) => l && !l.startsWith("#"));
+  for (const canary of ["sleeps badly", "Jan Jansen", "Knee pain", secretLine.slice(-40)]) {
+    assert.ok(!dump.includes(canary), `${canary} is in the browser's storage`);
+  }
+  assert.match(dump, /"counter":\d+,"chain":"[0-9a-f]{64}"/);
   await context.close();
 });

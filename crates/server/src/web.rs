@@ -1,7 +1,7 @@
 //! The browser app's static files (built into `target/web` by `scripts/build-web.sh`), served
 //! from memory: read once at start-up, so no request ever touches the file system (no path
 //! tricks). `index.html` gets the Subresource Integrity hash of every script, style sheet and
-//! the wasm module filled in (`{{sri:NAME}}` becomes `sha384-…`), so the browser refuses any
+//! the wasm module filled in (`{{sri:NAME}}` becomes `sha384-…`, in every HTML file), so the browser refuses any
 //! file that differs from what the server hashed.
 
 use std::collections::BTreeMap;
@@ -74,18 +74,25 @@ impl WebApp {
                 files.insert(path.clone(), (ct, bytes.clone()));
             }
         }
-        let index = raw.get("/index.html").cloned().unwrap_or_default();
-        let mut html = String::from_utf8(index).map_err(std::io::Error::other)?;
-        while let Some(start) = html.find("{{sri:") {
-            let end =
-                html[start..].find("}}").map(|e| start + e).ok_or_else(|| std::io::Error::other("unclosed {{sri:"))?;
-            let name = &html[start + 6..end];
-            let bytes = raw
-                .get(&format!("/{name}"))
-                .ok_or_else(|| std::io::Error::other(format!("index.html names {name}, which is not built")))?;
-            html.replace_range(start..end + 2, &sri(bytes));
+        for (path, bytes) in &raw {
+            if !path.ends_with(".html") {
+                continue;
+            }
+            let mut html = String::from_utf8(bytes.clone()).map_err(std::io::Error::other)?;
+            while let Some(start) = html.find("{{sri:") {
+                let end = html[start..]
+                    .find("}}")
+                    .map(|e| start + e)
+                    .ok_or_else(|| std::io::Error::other(format!("{path}: unclosed {{{{sri:")))?;
+                let name = &html[start + 6..end];
+                let bytes = raw
+                    .get(&format!("/{name}"))
+                    .ok_or_else(|| std::io::Error::other(format!("{path} names {name}, which is not built")))?;
+                html.replace_range(start..end + 2, &sri(bytes));
+            }
+            let url = if path == "/index.html" { "/".to_owned() } else { path.clone() };
+            files.insert(url, ("text/html; charset=utf-8", html.into_bytes()));
         }
-        files.insert("/".to_owned(), ("text/html; charset=utf-8", html.into_bytes()));
         files.remove("/index.html");
         Ok(Some(WebApp { files }))
     }

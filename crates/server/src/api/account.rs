@@ -35,6 +35,9 @@ pub struct Me {
     roles: BTreeSet<Role>,
     practice: Option<String>,
     email: Option<String>,
+    /// The practice's idle timeout, minutes: the app locks itself after this long without
+    /// user activity (the server ends the session at the same time).
+    idle_minutes: u32,
     /// Vault ids (hex), once created.
     vaults: Vaults,
 }
@@ -46,7 +49,10 @@ struct Vaults {
 }
 
 fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
-    let practice = user.practice.map(|p| state.accounts.practice(&p).map(|p| p.name)).transpose()?;
+    let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
+    let idle_minutes =
+        practice.as_ref().map_or(crate::accounts::model::DEFAULT_IDLE_MINUTES, |p| p.policy.idle_minutes);
+    let practice = practice.map(|p| p.name);
     let vault = |s: &crate::store::Store| -> Result<Option<String>, ApiError> {
         Ok(s.vault_of(&user.id.0)?.map(|v| hex::encode(v.to_bytes())))
     };
@@ -55,6 +61,7 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         roles: user.roles.clone(),
         practice,
         email: user.email.clone(),
+        idle_minutes,
         vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
     })
 }
