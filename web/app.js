@@ -98,7 +98,9 @@
   };
 
   async function openRecords(v, list) {
-    await Promise.all(list.map(async (r) => v.records.set(r.id, JSON.parse(await v.session.open(r.envelope)))));
+    // Escrow records are sealed to the practice's break-glass key: only that key opens them.
+    const readable = list.filter((r) => r.kind !== "escrow");
+    await Promise.all(readable.map(async (r) => v.records.set(r.id, JSON.parse(await v.session.open(r.envelope)))));
     // Records deleted in the vault's newest state leave the view.
     const live = v.session.versions();
     for (const id of [...v.records.keys()]) if (!(id in live)) v.records.delete(id);
@@ -155,14 +157,35 @@
     throw new Error("the vault keeps changing; try again");
   }
 
+  // With a break-glass key in the key file, the key-file secret is sealed to it and stored as
+  // a record of the notes vault (once per break-glass key), so the practice can recover the
+  // vault in an emergency.
+  let escrowState = "";
+  async function escrow() {
+    const id = notes.session.escrow_id(vault);
+    if (!id) { escrowState = T("escrow.none"); return; }
+    if (!(id in notes.session.versions())) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const body = notes.session.prepare_escrow(vault, Date.now());
+        const res = await request("POST", `/api/vaults/${notes.session.id}/saves`, { cbor: body });
+        if (res.status === 204) { notes.session.commit(); await highWater.put(notes.session.id, notes.session); break; }
+        await resync(notes);
+        if (id in notes.session.versions()) break;
+      }
+    }
+    escrowState = T("escrow.stored", { fingerprint: vault.break_glass_fingerprint });
+  }
+
   function showState() {
     if (!notes) return;
-    $("vault-state").textContent = T("vault.state", { counter: notes.session.counter, hash: notes.session.chain.slice(0, 12) });
+    $("vault-state").textContent = T("vault.state", { counter: notes.session.counter, hash: notes.session.chain.slice(0, 12) }) +
+      (escrowState ? ` · ${escrowState}` : "");
   }
 
   function lock(message) {
     for (const v of [notes, clients]) if (v) v.session.free(); // wipes the vault keys
     notes = clients = current = null;
+    escrowState = "";
     if (vault) { vault.free(); vault = null; } // wipes the key-file secret
     for (const id of ["vault-label", "vault-fingerprint", "vault-state", "client-title"]) $(id).textContent = "";
     for (const id of ["clients", "notes", "search-results", "history-list"]) $(id).replaceChildren();
@@ -405,8 +428,15 @@
       const me = await api("GET", "/api/me");
       idleMs = (me.idle_minutes || 15) * 60 * 1000;
       lastActivity = Date.now();
+      // The key file is registered on first use; later unlocks must present the same one.
+      if (!me.public_key) {
+        await api("POST", "/api/vault-key", { public_key: vault.public_key });
+      } else if (me.public_key !== vault.public_key) {
+        throw new Error(T("vault.wrong-key"));
+      }
       clients = await openVault("identities", me);
       notes = await openVault("notes", me);
+      await escrow();
     } catch (e) {
       lock();
       say(T("app.error") + e.message);

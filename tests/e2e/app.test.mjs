@@ -287,3 +287,51 @@ test("auto-lock after the idle time keeps the note being written as an encrypted
   assert.match(dump, /"counter":\d+,"chain":"[0-9a-f]{64}"/);
   await context.close();
 });
+
+test("the key file is registered: another one is refused; a break-glass key gets its sealed copy", async () => {
+  // Another key file for the admin, who registered theirs: refused.
+  const other = join(dir, "other.kluis");
+  execFileSync(bin("kluis-keys"), ["generate", "--out", other, "--label", "Someone else"], { stdio: "ignore" });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  const signin = page.locator("#signin");
+  await signin.getByLabel("Username").fill("admin");
+  await signin.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(other);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByText(/not the one registered for your account/).waitFor();
+  assert.ok(await page.locator("#vault").isHidden());
+  await page.getByRole("button", { name: "Sign out" }).click();
+
+  // A new practitioner, invited by the operator while the server runs (admin socket), whose key
+  // file carries the practice's break-glass key.
+  const invited = execFileSync(bin("kluis-server"), ["user", "invite", "bram", "--practice", "My practice",
+    "--role", "practitioner", "--data", join(dir, "data")], { encoding: "utf8" });
+  const bramCode = invited.match(/enrollment code:\s+(\S+)/)[1];
+  const bg = join(dir, "practice-break-glass.kluis");
+  execFileSync(bin("kluis-keys"), ["escrow", "init", "--out", bg, "--label", "Practice break-glass", "--no-passphrase"], { stdio: "ignore" });
+  const bgFingerprint = execFileSync(bin("kluis-keys"), ["inspect", bg], { encoding: "utf8" }).match(/^fingerprint:\s+(\S+)/m)[1];
+  const bramKey = join(dir, "bram.kluis");
+  execFileSync(bin("kluis-keys"), ["generate", "--out", bramKey, "--label", "Bram", "--escrow", `${bg}.pub`], { stdio: "ignore" });
+  await page.getByRole("button", { name: "I have an enrollment code" }).click();
+  const enroll = page.locator("#enroll");
+  await enroll.getByLabel("Enrollment code").fill(bramCode);
+  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await enroll.getByLabel("E-mail address").fill("bram@example.org");
+  await page.getByRole("button", { name: "Enroll" }).click();
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(bramKey);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  assert.match(await page.locator("#vault-state").textContent(), new RegExp(`break-glass copy stored for the practice key ${bgFingerprint}`));
+  const counter = Number((await page.locator("#vault-state").textContent()).match(/notes save (\d+)/)[1]);
+  assert.equal(counter, 1, "the escrow record is the vault's first save");
+  // A second unlock does not store it again.
+  await page.getByRole("button", { name: "Lock" }).click();
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(bramKey);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  assert.match(await page.locator("#vault-state").textContent(), /notes save 1,/);
+  await context.close();
+});

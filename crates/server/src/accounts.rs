@@ -247,6 +247,7 @@ impl Accounts {
             mobile: None,
             created_ms: self.clock.now(),
             failures: Default::default(),
+            vault_public_key: None,
         };
         self.usernames
             .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?

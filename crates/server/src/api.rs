@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sessions/{id}"),
     ("GET", "/api/practice/users"),
     ("POST", "/api/practice/invitations"),
+    ("POST", "/api/vault-key"),
     ("POST", "/api/vaults/{kind}"),
     ("GET", "/api/vaults/{vault}/sync"),
     ("GET", "/api/vaults/{vault}/head"),
@@ -63,6 +64,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}", delete(account::revoke_session))
         .route("/api/practice/users", get(account::practice_users))
         .route("/api/practice/invitations", post(account::invite).layer(json))
+        .route("/api/vault-key", post(account::register_vault_key).layer(json))
         .route("/api/vaults/{kind}", post(vaults::create).layer(DefaultBodyLimit::max(MAX_GENESIS_BYTES)))
         .route("/api/vaults/{vault}/sync", get(vaults::sync))
         .route("/api/vaults/{vault}/head", get(vaults::head))

@@ -45,6 +45,7 @@ DELETE /api/sessions/{id}                 B      401  404 204 404   404     404 
 DELETE /api/sessions/{id}                 none   401  404 404 404   404     404   401     401
 GET /api/practice/users                   -      401  200 403 200   403     200   401     401
 POST /api/practice/invitations            -      401  201 403 201   403     201   401     401
+POST /api/vault-key                       -      401  201 201 403   403     201   401     401
 POST /api/vaults/{kind}                   -      401  201 201 403   403     201   401     401
 GET /api/vaults/{vault}/sync              A      401  200 404 403   403     404   401     401
 GET /api/vaults/{vault}/sync              B      401  404 200 403   403     404   401     401
@@ -164,6 +165,10 @@ async fn every_endpoint_every_subject_every_owner() {
                 ("POST", "/api/enroll") => call.json(serde_json::json!({"code": "0000-0000-0000-0000-0000", "password": PASSWORD, "email": "x@example.org"})),
                 ("POST", "/api/sign-in") => call.json(serde_json::json!({"username": format!("nobody{n}"), "password": PASSWORD})),
                 ("POST", "/api/practice/invitations") => call.json(serde_json::json!({"username": format!("new{n}"), "roles": ["practitioner"]})),
+                ("POST", "/api/vault-key") => {
+                    let file = kluis_core::UnlockedKeyFile::new(VaultSecret::from_bytes([0x60 + i as u8; 32]), "m", 0, None).unwrap();
+                    call.json(serde_json::json!({"public_key": file.info().public_key_text().unwrap()}))
+                }
                 ("POST", "/api/vaults/{kind}") => call.cbor(Manifest::genesis(&vault_keys(0x40 + i as u8), 1).encode()),
                 ("POST", "/api/vaults/{vault}/saves") => {
                     let body = if owner == "none" { save_body_for_missing(&knone) } else { save_body(&s, keys, rec).await };

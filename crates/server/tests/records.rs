@@ -276,3 +276,28 @@ async fn identities_live_in_their_own_store() {
     assert_eq!(me["vaults"]["identities"], c.vault);
     assert_eq!(me["vaults"]["notes"], n.vault);
 }
+
+#[tokio::test]
+async fn the_key_file_is_registered_once() {
+    let s = TestServer::new();
+    let token = s.practice("P", "anna").await;
+    let key = |seed: u8| {
+        let f = kluis_core::UnlockedKeyFile::new(VaultSecret::from_bytes([seed; 32]), "k", 0, None).unwrap();
+        serde_json::json!({"public_key": f.info().public_key_text().unwrap()})
+    };
+    let register = |body: serde_json::Value| Call::post("/api/vault-key").session(&token).json(body);
+    assert_eq!(s.call(register(key(1))).await.status, StatusCode::CREATED);
+    assert_eq!(s.call(register(key(1))).await.status, StatusCode::OK);
+    assert_eq!(s.call(register(key(2))).await.status, StatusCode::CONFLICT);
+    let bg = kluis_core::keyfile::break_glass_text(
+        &kluis_core::UnlockedKeyFile::new(VaultSecret::from_bytes([3; 32]), "k", 0, None).unwrap().info().public,
+    )
+    .unwrap();
+    assert_eq!(s.call(register(serde_json::json!({"public_key": bg}))).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.call(register(serde_json::json!({"public_key": "kluispub1nonsense"}))).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let me = s.call(Call::get("/api/me").session(&token)).await.json();
+    assert_eq!(me["public_key"], key(1)["public_key"]);
+}

@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 #[cfg(target_arch = "wasm32")]
+pub mod bench;
+#[cfg(target_arch = "wasm32")]
 pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod webcrypto;
@@ -72,6 +74,19 @@ impl Vault {
         self.unlocked.info().label.clone()
     }
 
+    /// The public key as the key file writes it (`kluispub1…`), which the app registers with
+    /// the server and compares on later unlocks.
+    #[wasm_bindgen(getter)]
+    pub fn public_key(&self) -> Result<String, JsError> {
+        self.unlocked.info().public_key_text().map_err(|e| js_error(&e))
+    }
+
+    /// The fingerprint of the practice's break-glass key this key file escrows to, if any.
+    #[wasm_bindgen(getter)]
+    pub fn break_glass_fingerprint(&self) -> Option<String> {
+        self.unlocked.info().break_glass.map(|k| k.fingerprint().to_string())
+    }
+
     /// A session on the notes vault (`"notes"`) or the identities vault (`"identities"`): its
     /// keys stay in wasm memory, and are wiped when the session or this handle is freed.
     #[cfg(target_arch = "wasm32")]
@@ -94,6 +109,13 @@ impl Vault {
             Err(webcrypto::OpenError::Core(e)) => Err(js_error(&e)),
             Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
         }
+    }
+}
+
+impl Vault {
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn unlocked(&self) -> &kluis_core::UnlockedKeyFile {
+        &self.unlocked
     }
 }
 

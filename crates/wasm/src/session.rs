@@ -12,6 +12,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::webcrypto;
 
+/// Label of the escrow record id (see `escrow_id`).
+const ESCROW_ID_LABEL: &[u8] = b"kluis/v1/app/escrow-record-id";
+
 fn err(e: &kluis_core::Error) -> JsError {
     // The kind first ("rollback: ..."), so the app can tell the user what the server did.
     JsError::new(&format!("{}: {e}", e.kind()))
@@ -111,15 +114,18 @@ impl VaultSession {
         let head = verify(s.head, &self.keys, hw.as_ref(), &s.updates).map_err(|e| err(&e))?;
         if full {
             head.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?;
-        } else {
-            for (id, bytes) in &s.records {
-                head.check_record(id, bytes).map_err(|e| err(&e))?;
-            }
         }
         let out = Array::new();
         for (id, bytes) in &s.records {
+            let header = head.check_record(id, bytes).map_err(|e| err(&e))?;
+            let kind = match header.kind {
+                RecordKind::Note => "note",
+                RecordKind::Identity => "identity",
+                RecordKind::Escrow => "escrow",
+            };
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&id_hex(id)))?;
+            set(&o, "kind", &JsValue::from_str(kind))?;
             set(&o, "envelope", &Uint8Array::from(*bytes).into())?;
             out.push(&o);
         }
@@ -137,6 +143,13 @@ impl VaultSession {
             Err(webcrypto::OpenError::Core(e)) => Err(err(&e)),
             Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
         }
+    }
+
+    /// Opens an envelope entirely in wasm (RustCrypto AES-GCM): the baseline of the benchmark
+    /// page, beside the WebCrypto route of `open`.
+    pub fn open_in_wasm(&self, envelope: &[u8]) -> Result<String, JsError> {
+        let (_, plaintext) = envelope::open(&self.keys, envelope).map_err(|e| err(&e))?;
+        String::from_utf8(plaintext).map_err(|_| JsError::new("a record is not text"))
     }
 
     /// Every current version number of the live records, `{id: version}`, for history views.
@@ -211,6 +224,41 @@ impl VaultSession {
             envelopes: sealed.iter().map(|(id, e)| (*id, e.as_slice())).collect(),
         }
         .encode();
+        self.pending = Some(next);
+        Ok(body)
+    }
+
+    /// The record id of this vault's break-glass escrow record for the key file's break-glass
+    /// key (none without one): SHA-256 of a label, the vault id and that public key, so the app
+    /// can tell whether the current break-glass key already holds a sealed copy.
+    pub fn escrow_id(&self, vault: &crate::Vault) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let bg = vault.unlocked().info().break_glass?;
+        let digest = Sha256::new()
+            .chain_update(ESCROW_ID_LABEL)
+            .chain_update(self.keys.id.to_bytes())
+            .chain_update(bg.to_bytes())
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16)?);
+        Some(id_hex(&RecordId::from_bytes(id)))
+    }
+
+    /// Prepares the save that stores the key-file secret sealed to the practice's break-glass
+    /// key (kluis-core escrow, FORMAT.md §5) as a record of this (notes) vault, so the practice
+    /// can recover the vault in an emergency. Then `commit` as for any save.
+    pub fn prepare_escrow(&mut self, vault: &crate::Vault, now_ms: f64) -> Result<Vec<u8>, JsError> {
+        let bg =
+            vault.unlocked().info().break_glass.ok_or_else(|| JsError::new("this key file has no break-glass key"))?;
+        let id = parse_id(&self.escrow_id(vault).ok_or_else(|| JsError::new("no break-glass key"))?)?;
+        if self.head.manifest().entries.contains_key(&id) {
+            return Err(JsError::new("the escrow record exists already"));
+        }
+        let header = RecordHeader::first(self.keys.id, id, RecordKind::Escrow);
+        let env = kluis_core::escrow::seal(vault.unlocked().secret(), &bg, &header).map_err(|e| err(&e))?;
+        let entries = BTreeMap::from([(id, Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) })]);
+        let (update, next) = self.head.prepare_update(&self.keys, entries, now_ms as u64).map_err(|e| err(&e))?;
+        let body = SaveRequest { update: &update.encode(), envelopes: vec![(id, &env)] }.encode();
         self.pending = Some(next);
         Ok(body)
     }

@@ -168,6 +168,10 @@ pub struct User {
     pub created_ms: Millis,
     /// Consecutive failed sign-ins.
     pub failures: Failures,
+    /// The public key of the practitioner's key file (`kluispub1…`), registered by the app on
+    /// first unlock; later unlocks are checked against it.
+    #[serde(default)]
+    pub vault_public_key: Option<String>,
 }
 
 /// An outstanding invitation; the tree key is the hash of its code.

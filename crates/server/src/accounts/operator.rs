@@ -107,6 +107,38 @@ impl Accounts {
         self.flush_blocking()
     }
 
+    /// Registers the public key of a practitioner's key file, once. The same key again is
+    /// accepted (`Ok(false)`); another key is refused: replacing a vault's key is an operator's
+    /// decision, not something a session may do.
+    pub fn register_vault_key(&self, user: &super::model::Id, public_key: &str) -> Result<bool, AccountError> {
+        let not_a_key = || AccountError::Invalid("not a kluis public key (kluispub1…)");
+        // A break-glass key (kluisbg1…) is the practice's, never a practitioner's vault key.
+        if !public_key.trim().starts_with(&format!("{}1", kluis_core::spec::HRP_PUBLIC)) {
+            return Err(not_a_key());
+        }
+        let parsed = kluis_core::keyfile::parse_public_key(public_key.trim()).map_err(|_| not_a_key())?;
+        let canonical = kluis_core::keyfile::public_key_text(&parsed)
+            .map_err(|_| AccountError::Invalid("not a kluis public key (kluispub1…)"))?;
+        let mut outcome = Ok(true);
+        self.users.update_and_fetch(user.0, |old| {
+            let old = old?;
+            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+            outcome = match &u.vault_public_key {
+                None => {
+                    u.vault_public_key = Some(canonical.clone());
+                    Ok(true)
+                }
+                Some(k) if *k == canonical => Ok(false),
+                Some(_) => {
+                    Err(AccountError::Taken("another key file is registered for this account; ask your practice admin"))
+                }
+            };
+            to_json(&u).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        self.flush_blocking()?;
+        outcome
+    }
+
     /// A new code for a user who has not enrolled yet (earlier codes stop working).
     pub fn reissue(&self, username: &str) -> Result<Enrollment, AccountError> {
         let user = self.user_by_name(username)?.ok_or(AccountError::NotFound)?;

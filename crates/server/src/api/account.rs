@@ -35,6 +35,8 @@ pub struct Me {
     roles: BTreeSet<Role>,
     practice: Option<String>,
     email: Option<String>,
+    /// The registered public key of the key file (`kluispub1…`), once the app registered it.
+    public_key: Option<String>,
     /// The practice's idle timeout, minutes: the app locks itself after this long without
     /// user activity (the server ends the session at the same time).
     idle_minutes: u32,
@@ -61,6 +63,7 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         roles: user.roles.clone(),
         practice,
         email: user.email.clone(),
+        public_key: user.vault_public_key.clone(),
         idle_minutes,
         vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
     })
@@ -242,4 +245,28 @@ pub async fn invite(
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// `POST /api/vault-key`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultKeyRequest {
+    public_key: String,
+}
+
+/// A practitioner's app registers the public key of their key file on first unlock (201); the
+/// same key again is 200; another key is 409.
+pub async fn register_vault_key(
+    State(state): State<AppState>,
+    signed: Signed,
+    req: Body<VaultKeyRequest>,
+) -> Result<StatusCode, ApiError> {
+    require(&signed, Role::Practitioner)?;
+    let req = body(req)?;
+    let accounts = state.accounts.clone();
+    let user = signed.user.id;
+    let created = tokio::task::spawn_blocking(move || accounts.register_vault_key(&user, &req.public_key))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
 }
