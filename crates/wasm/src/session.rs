@@ -112,12 +112,18 @@ impl VaultSession {
             _ => None,
         };
         let head = verify(s.head, &self.keys, hw.as_ref(), &s.updates).map_err(|e| err(&e))?;
-        if full {
-            head.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?;
-        }
+        // Each envelope is hashed once: by the listing check (full) or the record check.
+        let headers = if full {
+            head.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?
+        } else {
+            s.records
+                .iter()
+                .map(|(id, b)| head.check_record(id, b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err(&e))?
+        };
         let out = Array::new();
-        for (id, bytes) in &s.records {
-            let header = head.check_record(id, bytes).map_err(|e| err(&e))?;
+        for ((id, bytes), header) in s.records.iter().zip(&headers) {
             let kind = match header.kind {
                 RecordKind::Note => "note",
                 RecordKind::Identity => "identity",
