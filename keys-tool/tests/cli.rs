@@ -169,14 +169,28 @@ fn a_typo_on_the_paper_is_reported_by_its_group() {
         .flat_map(|l| l.split_whitespace().skip(1).map(str::to_owned).collect::<Vec<_>>())
         .collect();
     assert!(groups.len() > 20 && groups.iter().all(|g| g.len() == 5));
-    // Change one character of group 9 (row 2, column 3).
-    let mut typed = groups.clone();
-    let g = &mut typed[8];
-    let c = if g.starts_with('Q') { "R" } else { "Q" };
-    g.replace_range(0..1, c);
-    std::fs::write(d.p("typed.txt"), typed.join(" ")).unwrap();
-    let err = d.fails(&["restore", "--from-paper", "typed.txt", "--out", "r.kluis"]);
-    assert!(err.contains("group 9 (row 2, column 3) has a typo"), "{err}");
+    // Change one character of group 9 (row 2, column 3), to each of the 31 other characters.
+    // Every change is refused. The group's check character (5 bits, FORMAT.md §7.2) names the
+    // group for 31 in 32 random changes; the others are caught by the final checksum.
+    let mut by_group = 0;
+    for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".chars() {
+        let mut typed = groups.clone();
+        let g = &mut typed[8];
+        if g.starts_with(c) {
+            continue;
+        }
+        g.replace_range(0..1, &c.to_string());
+        std::fs::write(d.p("typed.txt"), typed.join(" ")).unwrap();
+        let err = d.fails(&["restore", "--from-paper", "typed.txt", "--out", "r.kluis"]);
+        if err.contains("group 9 (row 2, column 3) has a typo") {
+            by_group += 1;
+        } else {
+            assert!(err.contains("final checksum does not match"), "{err}");
+        }
+        assert!(!d.p("r.kluis").exists(), "nothing is written for a mistyped paper");
+    }
+    // Expected 30 of 31; fewer than 26 would happen by chance about once in 100,000 runs.
+    assert!(by_group >= 26, "only {by_group} of 31 typos named their group");
     // Two groups swapped: each group's check binds its position.
     let mut swapped = groups.clone();
     swapped.swap(3, 4);

@@ -12,6 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { startProxy } from "./tamper-proxy.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = (name) => join(root, "target", process.env.KLUIS_PROFILE || "debug", name);
@@ -334,4 +335,53 @@ test("the key file is registered: another one is refused; a break-glass key gets
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.match(await page.locator("#vault-state").textContent(), /notes save 1,/);
   await context.close();
+});
+
+test("a server that alters a record or swaps a version is caught, and the app says so", async () => {
+  const tls = join(dir, "data", "tls");
+  const proxy = await startProxy({
+    target: { host: "127.0.0.1", port },
+    cert: readFileSync(join(tls, "dev-cert.pem")), key: readFileSync(join(tls, "dev-key.pem")),
+  });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(`https://localhost:${proxy.port}/`);
+  const signin = page.locator("#signin");
+  await signin.getByLabel("Username").fill("admin");
+  await signin.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const unlock = async () => {
+    await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
+    await page.getByRole("button", { name: "Unlock" }).click();
+  };
+  await unlock();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  // One more version of the knee note, so that it has a version 2 to ask for.
+  const knee = page.locator("#notes li.note", { hasText: "Knee pain" });
+  await knee.getByRole("button", { name: "Edit", exact: true }).click();
+  await page.getByLabel("Objective").fill("Full range of motion.");
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.getByText("Full range of motion.").waitFor();
+
+  // The server answers "version 2" with version 1: refused as swapped.
+  proxy.mode = "version";
+  await page.locator("#notes li.note", { hasText: "Full range" }).getByRole("button", { name: "History" }).click();
+  await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
+  assert.match(await page.locator("#status").textContent(), /swapped/);
+
+  // A flipped bit in a record: the vault does not open, and nothing of it is shown.
+  proxy.mode = "flip";
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await unlock();
+  await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
+  assert.ok(await page.locator("#vault").isHidden());
+  assert.ok(await page.locator("#client").isHidden());
+
+  // Honest again: it opens.
+  proxy.mode = "pass";
+  await unlock();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  await context.close();
+  proxy.server.close();
 });
