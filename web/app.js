@@ -450,6 +450,28 @@
     show("vault");
   });
 
+  // A key file made here: the text leaves wasm only as the download, and its copy is wiped.
+  $("newkey-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const key = wasm_bindgen.NewKeyFile.generate(f.elements.label.value, Math.floor(Date.now() / 1000));
+      const text = key.take_text();
+      const blob = new Blob([text], { type: "application/octet-stream" });
+      text.fill(0);
+      const url = URL.createObjectURL(blob);
+      const name = f.elements.label.value.trim().replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "") || "my";
+      const a = el("a", { href: url, download: `${name}.kluis` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      $("newkey-fingerprint").textContent = key.fingerprint;
+      $("newkey-done").hidden = false;
+      key.free();
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
   $("lock").addEventListener("click", () => { lock(T("app.locked")); show("unlock"); });
 
   $("signout").addEventListener("click", async () => {

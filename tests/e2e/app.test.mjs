@@ -385,3 +385,36 @@ test("a server that alters a record or swaps a version is caught, and the app sa
   await context.close();
   proxy.server.close();
 });
+
+test("a practitioner without a key file creates one in the browser, and kluis-keys reads it", async () => {
+  const invited = execFileSync(bin("kluis-server"), ["user", "invite", "carla", "--practice", "My practice",
+    "--role", "practitioner", "--data", join(dir, "data")], { encoding: "utf8" });
+  const carlaCode = invited.match(/enrollment code:\s+(\S+)/)[1];
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.getByRole("button", { name: "I have an enrollment code" }).click();
+  const enroll = page.locator("#enroll");
+  await enroll.getByLabel("Enrollment code").fill(carlaCode);
+  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await enroll.getByLabel("E-mail address").fill("carla@example.org");
+  await page.getByRole("button", { name: "Enroll" }).click();
+  await page.getByText("I have no key file yet").click();
+  await page.getByLabel("A name for the key (your name)").fill("Carla de Wit");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "Create and save my key file" }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), "Carla-de-Wit.kluis");
+  const saved = join(dir, "carla.kluis");
+  await download.saveAs(saved);
+  const shown = await page.locator("#newkey-fingerprint").textContent();
+  const inspected = execFileSync(bin("kluis-keys"), ["inspect", saved], { encoding: "utf8" });
+  assert.equal(inspected.match(/^fingerprint:\s+(\S+)/m)[1], shown);
+  assert.match(inspected, /^label:\s+Carla de Wit \(verified\)/m);
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(saved);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  assert.equal(await page.locator("#vault-fingerprint").textContent(), shown);
+  await context.close();
+});
