@@ -337,7 +337,7 @@ test("the key file is registered: another one is refused; a break-glass key gets
   await context.close();
 });
 
-test("a server that alters a record or swaps a version is caught, and the app says so", async () => {
+test("a server that alters a record, swaps a version or leaves a record out is caught, and the app says so", async () => {
   const tls = join(dir, "data", "tls");
   const proxy = await startProxy({
     target: { host: "127.0.0.1", port },
@@ -377,6 +377,14 @@ test("a server that alters a record or swaps a version is caught, and the app sa
   await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
   assert.ok(await page.locator("#vault").isHidden());
   assert.ok(await page.locator("#client").isHidden());
+
+  // A record left out of the listing: refused as missing.
+  proxy.mode = "drop";
+  await page.locator("#status").evaluate((e) => { e.textContent = ""; });
+  await unlock();
+  await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
+  assert.match(await page.locator("#status").textContent(), /record-missing/);
+  assert.ok(await page.locator("#vault").isHidden());
 
   // Honest again: it opens.
   proxy.mode = "pass";

@@ -3,7 +3,8 @@
 // server or a network attacker past TLS would. Modes (set with `proxy.mode = ...`):
 //   "pass"     forward unchanged;
 //   "flip"     flip one bit in the last byte of every sync response (inside the last envelope);
-//   "version"  answer a request for version N of a record with version 1 (a swapped version).
+//   "version"  answer a request for version N of a record with version 1 (a swapped version);
+//   "drop"     leave the last record out of every sync response (FORMAT.md §10.2).
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:https";
 
@@ -25,6 +26,9 @@ export function startProxy({ target, cert, key }) {
           body = Buffer.from(body);
           body[body.length - 1] ^= 0x01;
         }
+        if (proxy.mode === "drop" && /\/sync\?/.test(req.url) && up.statusCode === 200) {
+          body = dropLastRecord(body);
+        }
         const headers = { ...up.headers, "content-length": String(body.length) };
         res.writeHead(up.statusCode, headers);
         res.end(body);
@@ -37,4 +41,35 @@ export function startProxy({ target, cert, key }) {
     proxy.port = proxy.server.address().port;
     resolve(proxy);
   }));
+}
+
+// Just enough canonical CBOR for a sync response: {1: bstr, 2: [bstr...], 3: [[bstr, bstr]...]}.
+function head(buf, at) {
+  const b = buf[at], major = b >> 5, info = b & 31;
+  if (info < 24) return { major, n: info, at: at + 1 };
+  const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+  let n = 0;
+  for (let i = 0; i < size; i++) n = n * 256 + buf[at + 1 + i];
+  return { major, n, at: at + 1 + size };
+}
+function encodeHead(major, n) {
+  const m = major << 5;
+  if (n < 24) return Buffer.from([m | n]);
+  if (n < 256) return Buffer.from([m | 24, n]);
+  if (n < 65536) return Buffer.from([m | 25, n >> 8, n & 255]);
+  const b = Buffer.alloc(5); b[0] = m | 26; b.writeUInt32BE(n, 1); return b;
+}
+function skipBytes(buf, at) { const h = head(buf, at); return h.at + h.n; }
+function dropLastRecord(buf) {
+  let at = head(buf, 0).at;                 // map(3)
+  at = head(buf, at).at; at = skipBytes(buf, at); // 1: head
+  at = head(buf, at).at;                    // key 2
+  const ups = head(buf, at); at = ups.at;
+  for (let i = 0; i < ups.n; i++) at = skipBytes(buf, at);
+  at = head(buf, at).at;                    // key 3
+  const recs = head(buf, at);
+  if (recs.n === 0) return buf;
+  let p = recs.at, lastStart = p;
+  for (let i = 0; i < recs.n; i++) { lastStart = p; p = head(buf, p).at; p = skipBytes(buf, p); p = skipBytes(buf, p); }
+  return Buffer.concat([buf.subarray(0, at), encodeHead(4, recs.n - 1), buf.subarray(recs.at, lastStart)]);
 }
