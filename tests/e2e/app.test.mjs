@@ -60,6 +60,28 @@ function startServer() {
   });
 }
 
+// The steps a user takes, as the tests repeat them.
+async function signIn(page, username = "admin") {
+  const signin = page.locator("#signin");
+  await signin.getByLabel("Username").fill(username);
+  await signin.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+async function enrollWith(page, enrollmentCode, email) {
+  await page.getByRole("button", { name: "I have an enrollment code" }).click();
+  const enroll = page.locator("#enroll");
+  await enroll.getByLabel("Enrollment code").fill(enrollmentCode);
+  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await enroll.getByLabel("E-mail address").fill(email);
+  await page.getByRole("button", { name: "Enroll" }).click();
+}
+
+async function unlockWith(page, file) {
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(file);
+  await page.getByRole("button", { name: "Unlock" }).click();
+}
+
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "kluis-e2e-"));
   keyFile = join(dir, "dr-e2e.kluis");
@@ -94,17 +116,11 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   for (const i of integrity) assert.match(i, /^sha384-[A-Za-z0-9+/]{64}$/);
 
   // First sign-in: enrollment with the code the server printed.
-  await page.getByRole("button", { name: "I have an enrollment code" }).click();
-  const enroll = page.locator("#enroll");
-  await enroll.getByLabel("Enrollment code").fill(code);
-  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
-  await enroll.getByLabel("E-mail address").fill("admin@example.org");
-  await page.getByRole("button", { name: "Enroll" }).click();
+  await enrollWith(page, code, "admin@example.org");
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
 
   // Unlock with the key file kluis-keys made: the app shows the same fingerprint.
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await unlockWith(page, keyFile);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
   assert.equal(await page.locator("#vault-label").textContent(), "Dr E2E");
@@ -124,15 +140,11 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   // Sign out, then sign in again on the same browser.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
-  const signin = page.locator("#signin");
-  await signin.getByLabel("Username").fill("admin");
-  await signin.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signIn(page);
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   // The known-browser token (not a key) is kept where sign-out does not clear it.
   assert.match(await page.evaluate(() => localStorage.getItem("kluis.browser")), /^[A-Za-z0-9_-]{22}$/);
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await unlockWith(page, keyFile);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
 
@@ -152,19 +164,10 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   page.on("dialog", (d) => d.accept());
   const problems = [];
   page.on("pageerror", (e) => problems.push(String(e)));
-  const signIn = async () => {
-    await page.goto(url);
-    const signin = page.locator("#signin");
-    await signin.getByLabel("Username").fill("admin");
-    await signin.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
-  };
-  const unlock = async () => {
-    await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-    await page.getByRole("button", { name: "Unlock" }).click();
-  };
-  await signIn();
+  const unlock = () => unlockWith(page, keyFile);
+  await page.goto(url);
+  await signIn(page);
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   await unlock();
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
 
@@ -248,12 +251,8 @@ test("auto-lock after the idle time keeps the note being written as an encrypted
   const page = await context.newPage();
   await page.clock.install(); // the page's clock, moved by the test (the server's is real)
   await page.goto(url);
-  const signin = page.locator("#signin");
-  await signin.getByLabel("Username").fill("admin");
-  await signin.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await signIn(page);
+  await unlockWith(page, keyFile);
   await page.getByRole("button", { name: "Jan Jansen" }).click();
   await page.getByLabel("Subjective").fill("Half-written: sleeps badly since");
   // 14 minutes without input: still open. Then past the practice's 15 minutes: locked.
@@ -264,8 +263,7 @@ test("auto-lock after the idle time keeps the note being written as an encrypted
   assert.match(await page.locator("#status").textContent(), /encrypted draft/);
   assert.equal(await page.locator("#note-s").inputValue(), "", "the form is emptied on lock");
   // Unlock again: the draft is there, and continues where it stopped.
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await unlockWith(page, keyFile);
   await page.getByRole("button", { name: "Jan Jansen" }).click();
   await page.getByText("Draft (not finished)").waitFor();
   await page.getByRole("button", { name: "Continue" }).click();
@@ -296,12 +294,8 @@ test("the key file is registered: another one is refused; a break-glass key gets
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   await page.goto(url);
-  const signin = page.locator("#signin");
-  await signin.getByLabel("Username").fill("admin");
-  await signin.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(other);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await signIn(page);
+  await unlockWith(page, other);
   await page.getByText(/not the one registered for your account/).waitFor();
   assert.ok(await page.locator("#vault").isHidden());
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -316,22 +310,15 @@ test("the key file is registered: another one is refused; a break-glass key gets
   const bgFingerprint = execFileSync(bin("kluis-keys"), ["inspect", bg], { encoding: "utf8" }).match(/^fingerprint:\s+(\S+)/m)[1];
   const bramKey = join(dir, "bram.kluis");
   execFileSync(bin("kluis-keys"), ["generate", "--out", bramKey, "--label", "Bram", "--escrow", `${bg}.pub`], { stdio: "ignore" });
-  await page.getByRole("button", { name: "I have an enrollment code" }).click();
-  const enroll = page.locator("#enroll");
-  await enroll.getByLabel("Enrollment code").fill(bramCode);
-  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
-  await enroll.getByLabel("E-mail address").fill("bram@example.org");
-  await page.getByRole("button", { name: "Enroll" }).click();
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(bramKey);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await enrollWith(page, bramCode, "bram@example.org");
+  await unlockWith(page, bramKey);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.match(await page.locator("#vault-state").textContent(), new RegExp(`break-glass copy stored for the practice key ${bgFingerprint}`));
   const counter = Number((await page.locator("#vault-state").textContent()).match(/notes save (\d+)/)[1]);
   assert.equal(counter, 1, "the escrow record is the vault's first save");
   // A second unlock does not store it again.
   await page.getByRole("button", { name: "Lock" }).click();
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(bramKey);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await unlockWith(page, bramKey);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.match(await page.locator("#vault-state").textContent(), /notes save 1,/);
   await context.close();
@@ -346,14 +333,8 @@ test("a server that alters a record, swaps a version or leaves a record out is c
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   await page.goto(`https://localhost:${proxy.port}/`);
-  const signin = page.locator("#signin");
-  await signin.getByLabel("Username").fill("admin");
-  await signin.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  const unlock = async () => {
-    await page.getByLabel("Key file", { exact: true }).setInputFiles(keyFile);
-    await page.getByRole("button", { name: "Unlock" }).click();
-  };
+  await signIn(page);
+  const unlock = () => unlockWith(page, keyFile);
   await unlock();
   await page.getByRole("button", { name: "Jan Jansen" }).click();
   // One more version of the knee note, so that it has a version 2 to ask for.
@@ -401,12 +382,7 @@ test("a practitioner without a key file creates one in the browser, and kluis-ke
   const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
   const page = await context.newPage();
   await page.goto(url);
-  await page.getByRole("button", { name: "I have an enrollment code" }).click();
-  const enroll = page.locator("#enroll");
-  await enroll.getByLabel("Enrollment code").fill(carlaCode);
-  await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
-  await enroll.getByLabel("E-mail address").fill("carla@example.org");
-  await page.getByRole("button", { name: "Enroll" }).click();
+  await enrollWith(page, carlaCode, "carla@example.org");
   await page.getByText("I have no key file yet").click();
   await page.getByLabel("A name for the key (your name)").fill("Carla de Wit");
   const [download] = await Promise.all([
@@ -420,8 +396,7 @@ test("a practitioner without a key file creates one in the browser, and kluis-ke
   const inspected = execFileSync(bin("kluis-keys"), ["inspect", saved], { encoding: "utf8" });
   assert.equal(inspected.match(/^fingerprint:\s+(\S+)/m)[1], shown);
   assert.match(inspected, /^label:\s+Carla de Wit \(verified\)/m);
-  await page.getByLabel("Key file", { exact: true }).setInputFiles(saved);
-  await page.getByRole("button", { name: "Unlock" }).click();
+  await unlockWith(page, saved);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), shown);
   await context.close();
