@@ -18,6 +18,10 @@
     missing_docs
 )]
 
+#[path = "support/measure.rs"]
+mod measure;
+
+use measure::{cpu_time, p99};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -47,21 +51,6 @@ fn keys(n: u32) -> VaultKeys {
     b[..4].copy_from_slice(&n.to_be_bytes());
     b[31] = 7;
     KeyHierarchy::derive(&VaultSecret::from_bytes(b)).notes
-}
-
-/// CPU time this process has used (user + system), from /proc (Linux; zero elsewhere).
-fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
-    let Some(after_comm) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime), counted from after the command name: 12 and 13.
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
 }
 
 impl Client {

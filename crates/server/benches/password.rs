@@ -15,26 +15,13 @@
     missing_docs
 )]
 
-use std::time::{Duration, Instant};
+#[path = "support/measure.rs"]
+mod measure;
+
+use measure::{p99, peak_rss_mib};
+use std::time::Instant;
 
 use kluis_server::accounts::password::{HashParams, Hasher, Password, Verified};
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-            })
-        })
-        .flatten()
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
-}
 
 #[tokio::main]
 async fn main() {

@@ -15,6 +15,10 @@
     missing_docs
 )]
 
+#[path = "support/measure.rs"]
+mod measure;
+
+use measure::{cpu_time, p99};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -42,21 +46,6 @@ async fn save_one(store: &Store, keys: &VaultKeys, i: u32) -> Duration {
     let t = Instant::now();
     store.save(&keys.id, &bytes, &[(id, env)]).await.unwrap();
     t.elapsed()
-}
-
-/// CPU time this process has used (user + system), from /proc (Linux; zero elsewhere).
-fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
-    let Some(after_comm) = stat.rsplit_once(')').map(|(_, r)| r) else { return Duration::ZERO };
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // Fields 14 and 15 of stat (utime, stime), counted from after the command name: 12 and 13.
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-fn p99(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[(v.len() * 99 / 100).min(v.len() - 1)]
 }
 
 #[tokio::main(flavor = "multi_thread")]
