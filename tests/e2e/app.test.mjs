@@ -137,16 +137,31 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   const secretLine = execFileSync("grep", ["-v", "^#", keyFile], { encoding: "utf8" }).trim();
   for (const v of stored.all) assert.ok(!String(v).includes(secretLine.slice(20, 60)), "key material in web storage");
 
-  // Sign out, then sign in again on the same browser.
+  // Sign out, then sign in again on the same browser: with the keyboard alone.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
-  await signIn(page);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "signin-username", "focus starts in the form");
+  await page.keyboard.type("admin");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   // The known-browser token (not a key) is kept where sign-out does not clear it.
   assert.match(await page.evaluate(() => localStorage.getItem("kluis.browser")), /^[A-Za-z0-9_-]{22}$/);
   await unlockWith(page, keyFile);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
+
+  // Readable at 1280x800 and in a narrow window: nothing runs off the side.
+  for (const [width, height] of [[1280, 800], [360, 740]]) {
+    await page.setViewportSize({ width, height });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${width}px wide: ${overflow}px run off the side`);
+  }
+  // Every form control has a label (for screen readers).
+  const unlabelled = await page.$$eval("input:not([type=hidden]), textarea, select",
+    (els) => els.filter((e) => !(e.labels && e.labels.length)).map((e) => e.id || e.name));
+  assert.deepEqual(unlabelled, []);
 
   // The public page says what kluis cannot protect, in plain words.
   await page.getByRole("link", { name: "What kluis protects, and what it cannot" }).click();
