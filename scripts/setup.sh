@@ -59,6 +59,7 @@ fi
 
 # 4. Headless Chromium and its WebDriver for the browser tests, the stock `age` binary that
 #    kluis-keys' tests use to prove its backups open without kluis, and Node.js with npm for the
-#    end-to-end tests (playwright-core driving that Chromium).
+#    end-to-end tests (playwright-core driving that Chromium; pinned to a release that runs on
+#    Node 18, which is what Debian 12's nodejs package gives).
 apt_install chromium chromium-driver age
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
