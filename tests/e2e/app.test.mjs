@@ -339,7 +339,7 @@ test("the key file is registered: another one is refused; a break-glass key gets
   await context.close();
 });
 
-test("a server that alters a record, swaps a version or leaves a record out is caught, and the app says so", async () => {
+test("a server that alters a record, swaps a version, leaves a record out or replays a deleted one is caught, and the app says so", async () => {
   const tls = join(dir, "data", "tls");
   const proxy = await startProxy({
     target: { host: "127.0.0.1", port },
@@ -347,6 +347,7 @@ test("a server that alters a record, swaps a version or leaves a record out is c
   });
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
+  page.on("dialog", (d) => d.accept());
   await page.goto(`https://localhost:${proxy.port}/`);
   await signIn(page);
   const unlock = () => unlockWith(page, keyFile);
@@ -380,6 +381,31 @@ test("a server that alters a record, swaps a version or leaves a record out is c
   await unlock();
   await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
   assert.match(await page.locator("#status").textContent(), /record-missing/);
+  assert.ok(await page.locator("#vault").isHidden());
+
+  // A deleted note replayed into the listing: refused as injected.
+  proxy.mode = "pass";
+  await page.locator("#status").evaluate((e) => { e.textContent = ""; });
+  await unlock();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByLabel("Subjective").fill("A note to delete.");
+  await page.getByRole("button", { name: "Save note" }).click();
+  const doomed = page.locator("#notes li.note", { hasText: "A note to delete." });
+  await doomed.waitFor();
+  // The proxy keeps the first listing it saw with this note in it: sync once more through it.
+  proxy.seen.clear();
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await unlock();
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.locator("#notes li.note", { hasText: "A note to delete." }).getByRole("button", { name: "Delete" }).click();
+  await page.getByText("Note deleted.").waitFor();
+  proxy.mode = "inject";
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await unlock();
+  await page.getByText(/Warning: the server sent vault data that fails its checks/).waitFor();
+  assert.match(await page.locator("#status").textContent(), /injected/);
   assert.ok(await page.locator("#vault").isHidden());
 
   // Honest again: it opens.

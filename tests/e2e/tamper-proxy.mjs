@@ -4,12 +4,14 @@
 //   "pass"     forward unchanged;
 //   "flip"     flip one bit in the last byte of every sync response (inside the last envelope);
 //   "version"  answer a request for version N of a record with version 1 (a swapped version);
-//   "drop"     leave the last record out of every sync response (FORMAT.md §10.2).
+//   "drop"     leave the last record out of every sync response (FORMAT.md §10.2);
+//   "inject"   put back into every sync response the records of the first sync response this
+//              proxy saw for that vault that are no longer there (a deleted record, replayed).
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:https";
 
 export function startProxy({ target, cert, key }) {
-  const proxy = { mode: "pass", port: 0, server: null };
+  const proxy = { mode: "pass", port: 0, server: null, seen: new Map() };
   proxy.server = createServer({ cert, key }, (req, res) => {
     let path = req.url;
     const versioned = path.match(/^(\/api\/vaults\/[0-9a-f]{32}\/records\/[0-9a-f]{32})\?version=(\d+)$/);
@@ -28,6 +30,11 @@ export function startProxy({ target, cert, key }) {
         }
         if (proxy.mode === "drop" && /\/sync\?/.test(req.url) && up.statusCode === 200) {
           body = dropLastRecord(body);
+        }
+        const vault = req.url.match(/^\/api\/vaults\/([0-9a-f]{32})\/sync\?/)?.[1];
+        if (vault && up.statusCode === 200) {
+          if (!proxy.seen.has(vault)) proxy.seen.set(vault, parseSync(body).records);
+          if (proxy.mode === "inject") body = injectRecords(body, proxy.seen.get(vault));
         }
         const headers = { ...up.headers, "content-length": String(body.length) };
         res.writeHead(up.statusCode, headers);
@@ -72,4 +79,36 @@ function dropLastRecord(buf) {
   let p = recs.at, lastStart = p;
   for (let i = 0; i < recs.n; i++) { lastStart = p; p = head(buf, p).at; p = skipBytes(buf, p); p = skipBytes(buf, p); }
   return Buffer.concat([buf.subarray(0, at), encodeHead(4, recs.n - 1), buf.subarray(recs.at, lastStart)]);
+}
+
+function parseSync(buf) {
+  let at = head(buf, 0).at;
+  at = head(buf, at).at;
+  const headStart = at; at = skipBytes(buf, at);
+  const headBytes = buf.subarray(headStart, at);
+  at = head(buf, at).at;
+  const updStart = at;
+  const ups = head(buf, at); at = ups.at;
+  for (let i = 0; i < ups.n; i++) at = skipBytes(buf, at);
+  const updBytes = buf.subarray(updStart, at);
+  at = head(buf, at).at;
+  const recs = head(buf, at); at = recs.at;
+  const records = [];
+  for (let i = 0; i < recs.n; i++) {
+    const start = at;
+    at = head(buf, at).at;
+    const idh = head(buf, at);
+    const id = buf.subarray(idh.at, idh.at + idh.n).toString("hex");
+    at = skipBytes(buf, at); at = skipBytes(buf, at);
+    records.push({ id, bytes: Buffer.from(buf.subarray(start, at)) });
+  }
+  return { headBytes, updBytes, records };
+}
+
+function injectRecords(buf, earlier) {
+  const now = parseSync(buf);
+  const have = new Set(now.records.map((r) => r.id));
+  const all = [...now.records, ...earlier.filter((r) => !have.has(r.id))].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return Buffer.concat([Buffer.from([0xa3, 0x01]), now.headBytes, Buffer.from([0x02]), now.updBytes,
+    Buffer.from([0x03]), encodeHead(4, all.length), ...all.map((r) => r.bytes)]);
 }
