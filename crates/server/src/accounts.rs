@@ -151,6 +151,19 @@ impl Accounts {
         from_json(&self.users.get(id.0)?.ok_or(AccountError::NotFound)?)
     }
 
+    /// Changes a user in one atomic step and returns the stored result. sled runs `change` again
+    /// if the record changed meanwhile, so nothing written concurrently is lost; a record that
+    /// cannot be read is left as it is.
+    fn update_user(&self, id: &Id, mut change: impl FnMut(&mut User)) -> Result<User, AccountError> {
+        let updated = self.users.update_and_fetch(id.0, |old| {
+            let old = old?;
+            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+            change(&mut u);
+            to_json(&u).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        from_json(&updated.ok_or(AccountError::NotFound)?)
+    }
+
     fn put_user(&self, user: &User) -> Result<(), AccountError> {
         self.users.insert(user.id.0, to_json(user)?)?;
         Ok(())
@@ -228,7 +241,7 @@ impl Accounts {
         name: &str,
         practice: Option<Id>,
         roles: BTreeSet<Role>,
-    ) -> Result<(User, Secret), AccountError> {
+    ) -> Result<(User, Secret, Millis), AccountError> {
         let name = Username::parse(name)?;
         if roles.is_empty() {
             return Err(AccountError::Invalid("give the user at least one role"));
@@ -253,12 +266,13 @@ impl Accounts {
             .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?
             .map_err(|_| AccountError::Taken("that username is taken"))?;
         self.put_user(&user)?;
-        let code = self.new_invitation(&user)?;
-        Ok((user, code))
+        let (code, expires_ms) = self.new_invitation(&user)?;
+        Ok((user, code, expires_ms))
     }
 
-    /// A fresh code for an invited user; earlier codes for the same user stop working.
-    fn new_invitation(&self, user: &User) -> Result<Secret, AccountError> {
+    /// A fresh code for an invited user, and when it expires; earlier codes for the same user
+    /// stop working.
+    fn new_invitation(&self, user: &User) -> Result<(Secret, Millis), AccountError> {
         if user.state != UserState::Invited {
             return Err(AccountError::Invalid("that user has enrolled already"));
         }
@@ -272,7 +286,7 @@ impl Accounts {
         let code = Secret::code()?;
         let inv = Invitation { user: user.id, expires_ms: self.clock.now().saturating_add(CODE_LIFETIME_MS) };
         self.invitations.insert(code.hash(SecretKind::Code), to_json(&inv)?)?;
-        Ok(code)
+        Ok((code, inv.expires_ms))
     }
 }
 

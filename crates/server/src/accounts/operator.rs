@@ -49,9 +49,8 @@ fn check_mobile(mobile: &str) -> Result<String, AccountError> {
 }
 
 impl Accounts {
-    fn enrollment(&self, user: &User, code: super::Secret) -> Result<Enrollment, AccountError> {
+    fn enrollment(&self, user: &User, code: super::Secret, expires_ms: Millis) -> Result<Enrollment, AccountError> {
         let practice = user.practice.map(|p| self.practice(&p).map(|p| p.name)).transpose()?;
-        let expires_ms = self.clock.now().saturating_add(super::CODE_LIFETIME_MS);
         Ok(Enrollment {
             username: user.username.clone(),
             practice,
@@ -69,8 +68,8 @@ impl Accounts {
         }
         let practice = self.create_practice(name)?;
         let roles = BTreeSet::from([Role::Admin, Role::Practitioner]);
-        let (user, code) = self.create_invited(admin, Some(practice.id), roles)?;
-        let e = self.enrollment(&user, code)?;
+        let (user, code, expires_ms) = self.create_invited(admin, Some(practice.id), roles)?;
+        let e = self.enrollment(&user, code, expires_ms)?;
         self.flush_blocking()?;
         Ok(e)
     }
@@ -81,16 +80,16 @@ impl Accounts {
         if roles.contains(&Role::Support) {
             return Err(AccountError::Invalid("support staff are added with `support add`, in no practice"));
         }
-        let (user, code) = self.create_invited(username, Some(practice.id), roles)?;
-        let e = self.enrollment(&user, code)?;
+        let (user, code, expires_ms) = self.create_invited(username, Some(practice.id), roles)?;
+        let e = self.enrollment(&user, code, expires_ms)?;
         self.flush_blocking()?;
         Ok(e)
     }
 
     /// `support add`: one of the operator's support staff, in no practice.
     pub fn add_support(&self, username: &str) -> Result<Enrollment, AccountError> {
-        let (user, code) = self.create_invited(username, None, BTreeSet::from([Role::Support]))?;
-        let e = self.enrollment(&user, code)?;
+        let (user, code, expires_ms) = self.create_invited(username, None, BTreeSet::from([Role::Support]))?;
+        let e = self.enrollment(&user, code, expires_ms)?;
         self.flush_blocking()?;
         Ok(e)
     }
@@ -98,12 +97,7 @@ impl Accounts {
     /// Clears a user's failed sign-in counts (the operator's answer to a lockout).
     pub fn unlock(&self, username: &str) -> Result<(), AccountError> {
         let user = self.user_by_name(username)?.ok_or(AccountError::NotFound)?;
-        self.users.update_and_fetch(user.id.0, |old| {
-            let old = old?;
-            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
-            u.failures = Default::default();
-            to_json(&u).ok().or_else(|| Some(old.to_vec()))
-        })?;
+        self.update_user(&user.id, |u| u.failures = Default::default())?;
         self.flush_blocking()
     }
 
@@ -120,9 +114,7 @@ impl Accounts {
         let canonical = kluis_core::keyfile::public_key_text(&parsed)
             .map_err(|_| AccountError::Invalid("not a kluis public key (kluispub1…)"))?;
         let mut outcome = Ok(true);
-        self.users.update_and_fetch(user.0, |old| {
-            let old = old?;
-            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+        self.update_user(user, |u| {
             outcome = match &u.vault_public_key {
                 None => {
                     u.vault_public_key = Some(canonical.clone());
@@ -133,7 +125,6 @@ impl Accounts {
                     Err(AccountError::Taken("another key file is registered for this account; ask your practice admin"))
                 }
             };
-            to_json(&u).ok().or_else(|| Some(old.to_vec()))
         })?;
         self.flush_blocking()?;
         outcome
@@ -142,8 +133,8 @@ impl Accounts {
     /// A new code for a user who has not enrolled yet (earlier codes stop working).
     pub fn reissue(&self, username: &str) -> Result<Enrollment, AccountError> {
         let user = self.user_by_name(username)?.ok_or(AccountError::NotFound)?;
-        let code = self.new_invitation(&user)?;
-        let e = self.enrollment(&user, code)?;
+        let (code, expires_ms) = self.new_invitation(&user)?;
+        let e = self.enrollment(&user, code, expires_ms)?;
         self.flush_blocking()?;
         Ok(e)
     }

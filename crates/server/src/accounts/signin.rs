@@ -101,14 +101,11 @@ impl Accounts {
     fn reserve_failure(&self, user: &User, known: bool) -> Result<Gate, AccountError> {
         let now = self.clock.now();
         let mut decision = Gate::Open;
-        self.users.update_and_fetch(user.id.0, |old| {
-            let old = old?;
-            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+        self.update_user(&user.id, |u| {
             decision = gate(&u.failures, known, now);
             if decision == Gate::Open {
                 fail(&mut u.failures, known, now);
             }
-            to_json(&u).ok().or_else(|| Some(old.to_vec()))
         })?;
         Ok(decision)
     }
@@ -116,16 +113,12 @@ impl Accounts {
     /// Clears the failure counts (and stores a rehashed password) in one atomic update, so
     /// nothing written to the user meanwhile is lost.
     fn succeed(&self, user: &User, rehashed: Option<String>) -> Result<User, AccountError> {
-        let updated = self.users.update_and_fetch(user.id.0, |old| {
-            let old = old?;
-            let Ok(mut u) = from_json::<User>(old) else { return Some(old.to_vec()) };
+        self.update_user(&user.id, |u| {
             u.failures = Failures::default();
             if let Some(phc) = &rehashed {
                 u.password = Some(phc.clone());
             }
-            to_json(&u).ok().or_else(|| Some(old.to_vec()))
-        })?;
-        from_json(&updated.ok_or(AccountError::NotFound)?)
+        })
     }
 
     /// Signs in with username and password.
