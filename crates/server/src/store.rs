@@ -148,6 +148,14 @@ fn decode_entry(b: &[u8]) -> Result<Entry, StoreError> {
     Ok(Entry { version, state })
 }
 
+/// A transaction's outcome as the store's error: its own abort reason, or sled's failure.
+fn applied<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Io(e),
+    })
+}
+
 fn entry_key(vault: &VaultId, id: &RecordId) -> Vec<u8> {
     [&vault.to_bytes()[..], &id.to_bytes()].concat()
 }
@@ -208,11 +216,7 @@ impl Store {
             by_owner.insert(&owner, &id)?;
             Ok(())
         });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
-        }
+        applied(result)?;
         self.flush().await?;
         drop(write);
         Ok(m.vault)
@@ -357,11 +361,7 @@ impl Store {
             heads.insert(&head_key, &next.encode()[..])?;
             Ok(())
         });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(StoreError::Io(e)),
-        }
+        applied(result)?;
         let flushed = self.flush().await;
         drop(write);
         flushed
