@@ -100,18 +100,6 @@ impl Vault {
         };
         session::VaultSession::new(keys, kind, 0)
     }
-
-    /// Opens a note envelope (notes vault): kluis-core checks everything but the body, which
-    /// WebCrypto decrypts. Resolves to the plaintext bytes.
-    #[cfg(target_arch = "wasm32")]
-    pub async fn open_note(&self, envelope: Vec<u8>) -> Result<js_sys::Uint8Array, JsError> {
-        let keys = self.keys.notes.clone();
-        match webcrypto::open(&keys, &envelope).await {
-            Ok((_, plaintext)) => Ok(js_sys::Uint8Array::from(&plaintext[..])),
-            Err(webcrypto::OpenError::Core(e)) => Err(js_error(&e)),
-            Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
-        }
-    }
 }
 
 impl Vault {

@@ -20,20 +20,21 @@ fn err(e: &kluis_core::Error) -> JsError {
     JsError::new(&format!("{}: {e}", e.kind()))
 }
 
+fn to_hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// Exactly `N` bytes from hex digits (either case), or `None`.
+fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()?.try_into().ok()
+}
+
 fn id_hex(id: &RecordId) -> String {
-    id.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    to_hex(&id.to_bytes())
 }
 
 fn parse_id(s: &str) -> Result<RecordId, JsError> {
-    let bad = || JsError::new("a record id is 32 hex digits");
-    if s.len() != 32 {
-        return Err(bad());
-    }
-    let mut b = [0u8; 16];
-    for (i, out) in b.iter_mut().enumerate() {
-        *out = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
-    }
-    Ok(RecordId::from_bytes(b))
+    from_hex(s).map(RecordId::from_bytes).ok_or_else(|| JsError::new("a record id is 32 hex digits"))
 }
 
 fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), JsError> {
@@ -63,7 +64,7 @@ impl VaultSession {
     /// The vault id (hex), for the API's URLs.
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
-        self.keys.id.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.keys.id.to_bytes())
     }
 
     /// The genesis manifest that creates this vault on the server.
@@ -81,7 +82,7 @@ impl VaultSession {
     /// keep, and, shortened, what two devices compare.
     #[wasm_bindgen(getter)]
     pub fn chain(&self) -> String {
-        self.head.manifest().chain.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.head.manifest().chain)
     }
 
     /// Checks a sync response (FORMAT.md §10.2): the manifest against the device's high-water
@@ -99,15 +100,8 @@ impl VaultSession {
         let s = SyncResponse::decode(sync).map_err(|e| err(&e))?;
         let hw = match (hw_counter, hw_chain) {
             (Some(counter), Some(chain)) => {
-                let mut c = [0u8; 32];
-                if chain.len() != 64 {
-                    return Err(JsError::new("a stored high-water mark is damaged"));
-                }
-                for (i, out) in c.iter_mut().enumerate() {
-                    *out = u8::from_str_radix(chain.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-                        .map_err(|_| JsError::new("a stored high-water mark is damaged"))?;
-                }
-                Some(HighWater { counter: counter as u64, chain: c })
+                let chain = from_hex(&chain).ok_or_else(|| JsError::new("a stored high-water mark is damaged"))?;
+                Some(HighWater { counter: counter as u64, chain })
             }
             _ => None,
         };
