@@ -45,8 +45,8 @@
   }
 
   // Every request the user caused is marked, so that only user activity extends the session.
-  async function request(method, path, { json, cbor } = {}) {
-    const headers = { "x-kluis-activity": "user" };
+  async function request(method, path, { json, cbor, headers: extra } = {}) {
+    const headers = { "x-kluis-activity": "user", ...extra };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
     if (json !== undefined) { headers["content-type"] = "application/json"; init.body = JSON.stringify(json); }
     if (cbor !== undefined) { headers["content-type"] = "application/cbor"; init.body = cbor; }
@@ -368,15 +368,12 @@
     ev.preventDefault();
     const f = ev.target;
     try {
-      const headers = { "content-type": "application/json", "x-kluis-activity": "user" };
       const known = localStorage.getItem(BROWSER_TOKEN);
-      if (known) headers["x-kluis-browser"] = known;
-      const res = await fetch("/api/sign-in", {
-        method: "POST", credentials: "same-origin", cache: "no-store", headers,
-        body: JSON.stringify({ username: f.username.value, password: f.password.value }),
+      const res = await request("POST", "/api/sign-in", {
+        json: { username: f.username.value, password: f.password.value },
+        headers: known ? { "x-kluis-browser": known } : {},
       });
       const me = await res.json();
-      if (!res.ok) throw new Error(me.detail || res.statusText);
       if (me.browser_token) localStorage.setItem(BROWSER_TOKEN, me.browser_token);
       f.reset();
       say("");
