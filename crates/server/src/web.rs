@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use data_encoding::BASE64;
@@ -18,7 +19,8 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The app's files, by URL path.
 #[derive(Debug, Clone, Default)]
 pub struct WebApp {
-    files: BTreeMap<String, (&'static str, Vec<u8>)>,
+    /// Shared bytes: answering a request clones a handle, not the file.
+    files: BTreeMap<String, (&'static str, Bytes)>,
 }
 
 /// The page served when the app has not been built.
@@ -71,7 +73,7 @@ impl WebApp {
         let mut files = BTreeMap::new();
         for (path, bytes) in &raw {
             if let Some(ct) = content_type(path) {
-                files.insert(path.clone(), (ct, bytes.clone()));
+                files.insert(path.clone(), (ct, Bytes::from(bytes.clone())));
             }
         }
         for (path, bytes) in &raw {
@@ -91,7 +93,7 @@ impl WebApp {
                 html.replace_range(start..end + 2, &sri(bytes));
             }
             let url = if path == "/index.html" { "/".to_owned() } else { path.clone() };
-            files.insert(url, ("text/html; charset=utf-8", html.into_bytes()));
+            files.insert(url, ("text/html; charset=utf-8", Bytes::from(html.into_bytes())));
         }
         files.remove("/index.html");
         Ok(Some(WebApp { files }))
