@@ -6,13 +6,15 @@
 //   client: {"v": 1, "name", "phone", "email"}                      (identities vault)
 //   note:   {"v": 1, "client", "date", "s", "o", "a", "p", "tags"}  (notes vault; "client" is the
 //            client's record id, so the server sees no link between a note and a client)
+//   restore acceptance: {"v": 1, "restore": {...}}                 (either vault; FORMAT.md §4.5)
 "use strict";
 
 (() => {
   const T = (key, vars) => (KLUIS_TEXT[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars?.[k] ?? ""));
   const $ = (id) => document.getElementById(id);
   const BROWSER_TOKEN = "kluis.browser"; // the known-browser token (not a key; FORMAT.md §9.2)
-  const SECTIONS = ["signin", "enroll", "unlock", "vault", "client"];
+  const SECTIONS = ["signin", "enroll", "unlock", "restore", "vault", "client"];
+  const isRestore = (r) => r.restore !== undefined; // a restore acceptance (FORMAT.md §11)
 
   let vault = null;   // the wasm handle of the unlocked key file
   let notes = null;   // {session, records: Map(id -> note)}
@@ -68,7 +70,8 @@
   const bytes = async (path) => new Uint8Array(await (await request("GET", path)).arrayBuffer());
 
   // The highest manifest this device has seen, per vault: kept in IndexedDB, which sign-out
-  // does not clear (Clear-Site-Data "cache", "cookies"). Counter and chain only: no key, no text.
+  // does not clear (Clear-Site-Data "cache", "cookies"). Counter, chain and the manifest itself
+  // (ids, versions, hashes, times, as the server holds them): no key, no text.
   const highWater = {
     db() {
       return new Promise((resolve, reject) => {
@@ -90,17 +93,23 @@
       const db = await this.db();
       return new Promise((resolve, reject) => {
         const tx = db.transaction("high-water", "readwrite");
-        tx.objectStore("high-water").put({ counter: session.counter, chain: session.chain, seen: Date.now() }, id);
+        const mark = { counter: session.counter, chain: session.chain, seen: Date.now(), manifest: session.manifest() };
+        tx.objectStore("high-water").put(mark, id);
         tx.oncomplete = () => resolve();
         tx.onerror = () => reject(tx.error);
       });
     },
   };
 
-  async function openRecords(v, list) {
-    // Escrow records are sealed to the practice's break-glass key: only that key opens them.
+  // Escrow records are sealed to the practice's break-glass key: only that key opens them.
+  async function decryptAll(session, list, into) {
     const readable = list.filter((r) => r.kind !== "escrow");
-    await Promise.all(readable.map(async (r) => v.records.set(r.id, JSON.parse(await v.session.open(r.envelope)))));
+    await Promise.all(readable.map(async (r) => into.set(r.id, JSON.parse(await session.open(r.envelope)))));
+    return into;
+  }
+
+  async function openRecords(v, list) {
+    await decryptAll(v.session, list, v.records);
     // Records deleted in the vault's newest state leave the view.
     const live = v.session.versions();
     for (const id of [...v.records.keys()]) if (!(id in live)) v.records.delete(id);
@@ -119,13 +128,95 @@
     const query = hw ? `since=${hw.counter}&all=true` : "since=0";
     const sync = await bytes(`/api/vaults/${session.id}/sync?${query}`);
     const v = { session, records: new Map() };
+    let list;
     try {
-      await openRecords(v, session.accept(sync, true, hw?.counter, hw?.chain));
+      list = session.accept(sync, true, hw?.counter, hw?.chain);
+    } catch (e) {
+      // An older or diverging state may be an honest restore from backup: the user decides.
+      if (hw && /^(rollback|fork):/.test(e.message)) return offerRestore(which, v, sync, hw, e.message);
+      session.free();
+      throw new Error(T("vault.integrity") + e.message);
+    }
+    try {
+      await openRecords(v, list);
     } catch (e) {
       session.free();
       throw new Error(T("vault.integrity") + e.message);
     }
     await highWater.put(session.id, session);
+    return v;
+  }
+
+  // ---- a restored (older) state: explained, and accepted only by the user (FORMAT.md §4.5) ----
+
+  let restoreDecision = null;
+  let restoredNow = false; // this unlock accepted a restored state
+  $("restore-accept").addEventListener("click", () => restoreDecision?.(true));
+  $("restore-refuse").addEventListener("click", () => restoreDecision?.(false));
+
+  const when = (ms) => new Date(ms).toLocaleString();
+  function describe(which, rec, id) {
+    if (!rec) return T("restore.record", { id: id.slice(0, 8) });
+    if (which === "identities") return T("restore.client", { name: rec.name ?? "" });
+    return T("restore.note", { date: rec.date ?? "", client: clients?.records.get(rec.client)?.name ?? "" });
+  }
+
+  async function offerRestore(which, v, sync, hw, reason) {
+    const { session } = v;
+    let info;
+    const offered = new Map();
+    try {
+      info = session.inspect(sync, hw.manifest);
+      await decryptAll(session, info.records, offered);
+    } catch (e) {
+      session.free();
+      throw new Error(T("vault.integrity") + reason + "; " + e.message);
+    }
+    const vault = T(`restore.vault-${which}`);
+    $("restore-states").textContent = info.seen
+      ? T("restore.states", { vault, offered: when(info.offered.saved_at), offered_n: info.offered.counter, seen: when(info.seen.saved_at), seen_n: info.seen.counter })
+      : T("restore.states-unknown", { vault, offered: when(info.offered.saved_at), offered_n: info.offered.counter, seen_n: hw.counter });
+    // Acceptances another device wrote on the offered branch.
+    const others = info.unseen.map((id) => offered.get(id)).filter((r) => r && isRestore(r));
+    $("restore-others").textContent = others.map((r) =>
+      T("restore.other-device", { at: when(r.restore.at), offered: when(r.restore.accepted.saved_at) })).join(" ");
+    const items = [
+      ...info.missing.map((id) => T("restore.missing", { id: id.slice(0, 8) })),
+      ...info.older.map((id) => T("restore.older", { what: describe(which, offered.get(id), id) })),
+      ...info.unseen.filter((id) => !isRestore(offered.get(id) ?? {})).map((id) => T("restore.unseen", { what: describe(which, offered.get(id), id) })),
+    ];
+    const SHOWN = 50;
+    $("restore-lost").textContent = info.seen
+      ? T("restore.lost", { missing: info.missing.length, older: info.older.length, unseen: info.unseen.length })
+      : T("restore.lost-unknown");
+    $("restore-list").replaceChildren(...items.slice(0, SHOWN).map((t) => el("li", {}, t)),
+      ...(items.length > SHOWN ? [el("li", {}, T("restore.more", { n: items.length - SHOWN }))] : []));
+    say("");
+    show("restore");
+    const accepted = await new Promise((resolve) => { restoreDecision = resolve; });
+    restoreDecision = null;
+    $("restore-list").replaceChildren();
+    if (!accepted) {
+      session.free();
+      const e = new Error(T("restore.refused"));
+      e.plain = true;
+      throw e;
+    }
+    session.accept_offered(hw.counter, hw.chain);
+    for (const [id, r] of offered) v.records.set(id, r);
+    const confirmation = {
+      v: 1,
+      restore: {
+        at: Date.now(),
+        accepted: info.offered,
+        replaced: { counter: hw.counter, chain: hw.chain, saved_at: info.seen?.saved_at ?? null },
+        missing: info.missing, older: info.older, unseen: info.unseen,
+      },
+    };
+    // The confirming save continues the counter above the replaced mark; only once the server
+    // has it does the device's high-water mark move (save() stores it).
+    await save(v, [[session.new_id(), confirmation]]);
+    restoredNow = true;
     return v;
   }
 
@@ -179,10 +270,12 @@
   function showState() {
     if (!notes) return;
     $("vault-state").textContent = T("vault.state", { counter: notes.session.counter, hash: notes.session.chain.slice(0, 12) }) +
+      ", " + T("vault.state-clients", { counter: clients.session.counter, hash: clients.session.chain.slice(0, 12) }) +
       (escrowState ? ` · ${escrowState}` : "");
   }
 
   function lock(message) {
+    restoreDecision?.(false); // a restore question still open is answered "no"
     for (const v of [notes, clients]) if (v) v.session.free(); // wipes the vault keys
     notes = clients = current = null;
     escrowState = "";
@@ -198,7 +291,7 @@
   // ---- clients --------------------------------------------------------------------------
 
   function renderClients() {
-    const items = [...clients.records.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+    const items = [...clients.records.entries()].filter(([, c]) => !isRestore(c)).sort((a, b) => a[1].name.localeCompare(b[1].name));
     $("clients").replaceChildren(...(items.length ? items.map(([id, c]) =>
       el("li", {}, el("button", { type: "button", class: "link", onclick: () => openClient(id) }, c.name))) :
       [el("li", {}, T("clients.none"))]));
@@ -265,7 +358,7 @@
   }
 
   function renderNotes() {
-    const items = [...notes.records.entries()].filter(([, n]) => n.client === current)
+    const items = [...notes.records.entries()].filter(([, n]) => !isRestore(n) && n.client === current)
       .sort((a, b) => b[1].date.localeCompare(a[1].date));
     $("notes").replaceChildren(...(items.length ? items.map(([id, n]) => noteItem(id, n, false)) : [el("li", {}, T("notes.none"))]));
   }
@@ -354,7 +447,7 @@
   $("search").addEventListener("input", (ev) => {
     const q = ev.target.value.trim().toLowerCase();
     if (!q) { $("search-results").replaceChildren(); return; }
-    const hits = [...notes.records.entries()].filter(([, n]) =>
+    const hits = [...notes.records.entries()].filter(([, n]) => !isRestore(n) &&
       [n.s, n.o, n.a, n.p, ...(n.tags || []), clients.records.get(n.client)?.name ?? ""].some((x) => (x || "").toLowerCase().includes(q)));
     $("search-results").replaceChildren(...(hits.length ? hits.map(([id, n]) => noteItem(id, n, true)) : [el("li", {}, T("search.none"))]));
   });
@@ -431,19 +524,21 @@
       } else if (me.public_key !== vault.public_key) {
         throw new Error(T("vault.wrong-key"));
       }
+      restoredNow = false;
       clients = await openVault("identities", me);
       notes = await openVault("notes", me);
       await escrow();
     } catch (e) {
       lock();
-      say(T("app.error") + e.message);
+      say(e.plain ? e.message : T("app.error") + e.message);
+      show("unlock");
       return;
     }
     $("vault-label").textContent = vault.label;
     $("vault-fingerprint").textContent = vault.fingerprint;
     showState();
     renderClients();
-    say("");
+    say(restoredNow ? T("restore.accepted") : "");
     show("vault");
   });
 

@@ -403,6 +403,7 @@ fn manifests(secret: &VaultSecret) {
         .insert(RecordId::from_bytes([3; 16]), Entry { version: 2, state: EntryState::Live(EnvelopeHash::of(b"v2")) });
     let (u2, m2) = v1.prepare_update(&keys.notes, changes, 1_795_000_002_000).unwrap();
     let m2_bytes = m2.encode();
+    let v2 = verify(&m2_bytes, &keys.notes, None, &[]).unwrap();
     // A fork: another device saves a different change on top of state 1.
     let other = BTreeMap::from([(
         RecordId::from_bytes([4; 16]),
@@ -493,6 +494,22 @@ fn manifests(secret: &VaultSecret) {
         "notes",
         &splice(&m1_bytes, e - 1, 1, &[0x9a, 0x3b, 0x9a, 0xca, 0x00]),
         vec![],
+    );
+    // Added 2026-11-25 (§4.5): state 1 restored from a backup and accepted by a device that had
+    // seen state 2; the confirming save continues at counter 3, chained from state 1.
+    let marker = BTreeMap::from([(
+        RecordId::from_bytes([6; 16]),
+        Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(b"restore")) },
+    )]);
+    let (ur, mr) = v1.prepare_restore_update(&keys.notes, marker, 1_795_000_004_000, &v2.high_water()).unwrap();
+    case(&mut k, "restore-accepted-counter-skips", "ok", "notes", &mr.encode(), vec![hw(&m1), ups(&[&ur])]);
+    case(
+        &mut k,
+        "restore-accepted-seen-from-the-replaced-state",
+        "fork",
+        "notes",
+        &mr.encode(),
+        vec![hw(&m2), ups(&[&ur])],
     );
     k.write("manifests.txt");
 }

@@ -8,6 +8,7 @@
 //! against its high-water mark, and that the new state descends from the one it saw, by
 //! replaying the chain over the saves in between ([`verify`]).
 
+mod restore;
 mod update;
 mod verify;
 
@@ -24,6 +25,7 @@ use crate::spec::{
     FORMAT_VERSION, HASH_BYTES, LABEL_MANIFEST_CHAIN, LABEL_MANIFEST_MAC, MAX_MANIFEST_BYTES, MAX_MANIFEST_ENTRIES,
 };
 
+pub use restore::Lost;
 pub use update::{HeadState, ManifestUpdate};
 pub use verify::{HighWater, VerifiedManifest, verify};
 

@@ -70,6 +70,9 @@ pub const LABEL_MANIFEST_MAC: &[u8] = b"kluis/v1/manifest";
 pub const LABEL_MANIFEST_CHAIN: &[u8] = b"kluis/v1/manifest-chain";
 /// Most entries a manifest may list (§4.1).
 pub const MAX_MANIFEST_ENTRIES: u64 = 1_000_000;
+/// Highest counter a save may set (§4.4): 2^53 − 1, so that a browser's JavaScript numbers
+/// hold every counter exactly.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
 /// Largest encoded manifest a decoder accepts (§4.1).
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
 

@@ -51,7 +51,7 @@ impl Store {
     }
     /// The saves since counter `c`, as the sync endpoint returns them with the manifest.
     fn since(&self, c: u64) -> Vec<&[u8]> {
-        self.updates[c as usize..].iter().map(Vec::as_slice).collect()
+        self.updates.iter().filter(|u| ManifestUpdate::decode(u).unwrap().counter > c).map(Vec::as_slice).collect()
     }
     fn listing(&self) -> Vec<(RecordId, Vec<u8>)> {
         self.current().live().map(|(id, _)| (*id, self.versions[id].last().unwrap().clone())).collect()
@@ -250,9 +250,11 @@ fn the_server_refuses_updates_that_do_not_follow() {
         .head
         .prepare_update(&client.keys, BTreeMap::from([(ids[0], Entry { version: 3, ..change })]), 3)
         .unwrap();
-    update.counter += 1;
-    assert!(matches!(store.current().apply(&update), Err(Error::BadUpdate(_))));
-    update.counter -= 1;
+    // A counter that does not rise, or rises beyond what a browser's numbers hold exactly.
+    for counter in [store.current().counter, 0, kluis_core::spec::MAX_COUNTER + 1] {
+        let wrong = ManifestUpdate { counter, ..update.clone() };
+        assert!(matches!(store.current().apply(&wrong), Err(Error::BadUpdate(_))), "counter {counter}");
+    }
     // Made from another state than the server's head (compare-and-set on the chain).
     let mut stale = update.clone();
     stale.prev_chain = store.manifests[3].chain;
@@ -358,4 +360,60 @@ fn serving_another_branchs_copy_of_the_same_version_is_detected() {
     assert_eq!(envelope::header_of(&listing[0].1).unwrap().version, 3);
     assert!(envelope::open(&client.keys, &listing[0].1).is_ok());
     assert_eq!(client.sync(&store, &listing), Err(Error::RecordSwapped));
+}
+
+#[test]
+fn an_accepted_restore_continues_the_counter_above_the_replaced_high_water_mark() {
+    let (_, mut store, mut client, ids) = setup();
+    client.sync(&store, &store.listing()).unwrap();
+    let backup = store.clone(); // counter 4
+    let new_id = RecordId::from_bytes([9; 16]);
+    client.write(&mut store, ids[1], b"note two, revised", 50);
+    client.write(&mut store, new_id, b"a note after the backup", 51);
+    let replaced = client.high_water.unwrap();
+    assert_eq!(replaced.counter, 6);
+    let seen = client.head.clone();
+
+    // The server is restored from the backup: to the device, a rollback.
+    let mut restored = backup.clone();
+    assert_eq!(client.sync(&restored, &restored.listing()), Err(Error::Rollback { seen: 6, got: 4 }));
+    assert_eq!(client.high_water, Some(replaced), "a refused state changes nothing");
+    // The restored state is authentic and complete, and the device can say what it lacks.
+    let candidate = verify(&restored.current().encode(), &client.keys, None, &[]).unwrap();
+    candidate.check_listing(restored.listing().iter().map(|(id, b)| (*id, b.as_slice()))).unwrap();
+    let lost = candidate.lost_since(&seen);
+    assert_eq!((lost.missing, lost.older, lost.unseen), (vec![new_id], vec![ids[1]], vec![]));
+
+    // The user accepts: the confirmation save continues above the replaced mark.
+    let confirm_id = RecordId::from_bytes([10; 16]);
+    let env = envelope::seal_with_rng(
+        &client.keys,
+        &RecordHeader::first(client.keys.id, confirm_id, RecordKind::Note),
+        b"restore accepted",
+        &mut rng(52),
+    )
+    .unwrap();
+    let change = Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) };
+    let (update, next) = candidate
+        .prepare_restore_update(&client.keys, BTreeMap::from([(confirm_id, change)]), 5_000, &replaced)
+        .unwrap();
+    assert_eq!(update.counter, 7);
+    restored.save(&update, vec![(confirm_id, env)]);
+    assert_eq!(restored.current(), &next, "the server applies the skip as the client did");
+    let accepted = verify(&next.encode(), &client.keys, None, &[]).unwrap();
+    client.high_water = Some(accepted.high_water());
+    client.head = accepted;
+
+    // A device that last saw the backed-up state follows without a question.
+    let mut follower = Client { keys: client.keys.clone(), high_water: None, head: candidate.clone() };
+    follower.high_water = Some(candidate.high_water());
+    assert_eq!(follower.sync(&restored, &restored.listing()).unwrap().len(), 4);
+    assert_eq!(follower.high_water.unwrap().counter, 7);
+    // A device that saw the replaced state is told the history differs (it must ask its user).
+    let mut other = Client { keys: client.keys.clone(), high_water: Some(replaced), head: seen.clone() };
+    assert_eq!(other.sync(&restored, &restored.listing()), Err(Error::Fork { counter: 7 }));
+    let lost = verify(&restored.current().encode(), &other.keys, None, &[]).unwrap().lost_since(&seen);
+    assert_eq!((lost.missing, lost.older, lost.unseen), (vec![new_id], vec![ids[1]], vec![confirm_id]));
+    // And the pre-restore state can never come back as current.
+    assert_eq!(client.accept(&store.current().encode(), &[]), Err(Error::Rollback { seen: 7, got: 6 }));
 }

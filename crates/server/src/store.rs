@@ -327,8 +327,10 @@ impl Store {
             let abort = ConflictableTransactionError::Abort;
             let stored = heads.get(head_key)?.ok_or(abort(StoreError::NotFound))?;
             let head = Head::decode(&stored).map_err(abort)?;
-            // Compare-and-set: a save prepared from another state is a conflict (HTTP 409).
-            if u.counter != head.counter.saturating_add(1) || u.prev_chain != head.chain {
+            // Compare-and-set on the chain, which names the state: a save prepared from another
+            // state is a conflict (HTTP 409). The counter rises, by more than one when a device
+            // accepts a restored state (FORMAT.md §4.5); `check_against` checks it.
+            if u.prev_chain != head.chain {
                 return Err(abort(StoreError::Conflict));
             }
             let mut current = BTreeMap::new();

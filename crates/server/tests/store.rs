@@ -157,3 +157,66 @@ async fn acknowledged_saves_survive_reopening() {
     assert_eq!(store.head(&vault).await.unwrap(), head);
     assert_eq!(store.records_since(&vault, 0).await.unwrap().len(), 1);
 }
+
+/// Copies a (closed) store directory: a backup of the server's disk.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_restored_store_takes_the_save_that_accepts_it_above_the_old_counter() {
+    let live = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let mut c = {
+        let store = Store::open(live.path()).unwrap();
+        let mut c = Client::new(&store, 6).await;
+        let (u, e) = c.prepare(&store, &[(id(1), b"before the backup")]);
+        store.save(&c.keys.id, &u, &e).await.unwrap();
+        c.sync(&store).await;
+        c
+    };
+    copy_dir(live.path(), backup.path());
+    let backed_up = c.hw;
+    {
+        let store = Store::open(live.path()).unwrap();
+        for text in [&b"after the backup"[..], b"and again"] {
+            let (u, e) = c.prepare(&store, &[(id(2), text)]);
+            store.save(&c.keys.id, &u, &e).await.unwrap();
+            c.sync(&store).await;
+        }
+    }
+    assert_eq!(c.hw.counter, 3);
+
+    // The server comes back from the backup: an older state, which the device refuses...
+    let store = Store::open(backup.path()).unwrap();
+    let head = store.head(&c.keys.id).await.unwrap();
+    let refused = verify(&head, &c.keys, Some(&c.hw), &[]);
+    assert_eq!(refused, Err(kluis_core::Error::Rollback { seen: 3, got: 1 }));
+    // ...until its user accepts it: the accepting save skips to counter 4, and the store takes it.
+    let candidate = verify(&head, &c.keys, None, &[]).unwrap();
+    let env = envelope::seal(&c.keys, &RecordHeader::first(c.keys.id, id(3), RecordKind::Note), b"accepted").unwrap();
+    let change = Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) };
+    let (u, _) = candidate.prepare_restore_update(&c.keys, BTreeMap::from([(id(3), change)]), 9, &c.hw).unwrap();
+    assert_eq!(u.counter, 4);
+    // The same skip from any other state is a conflict.
+    let stale = kluis_core::manifest::ManifestUpdate { prev_chain: c.hw.chain, ..u.clone() };
+    assert!(matches!(
+        store.save(&c.keys.id, &stale.encode(), &[(id(3), env.clone())]).await,
+        Err(StoreError::Conflict)
+    ));
+    store.save(&c.keys.id, &u.encode(), &[(id(3), env)]).await.unwrap();
+    // A device that last saw the backed-up state follows over the skip.
+    c.hw = backed_up;
+    c.head = candidate;
+    assert_eq!(c.sync(&store).await, vec![b"before the backup".to_vec(), b"accepted".to_vec()]);
+    assert_eq!(c.hw.counter, 4);
+}

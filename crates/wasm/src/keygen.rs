@@ -19,7 +19,7 @@ impl NewKeyFile {
     pub fn generate(label: &str, now_secs: f64) -> Result<NewKeyFile, JsError> {
         let secret =
             VaultSecret::generate_with_rng(&mut kluis_core::rand_core::UnwrapErr(kluis_core::rand_core::OsRng));
-        let file = UnlockedKeyFile::new(secret, label.trim(), now_secs as u64, None)
+        let file = UnlockedKeyFile::new(secret, label.trim(), crate::whole(now_secs, "a time")?, None)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let text = file.to_text().map_err(|e| JsError::new(&e.to_string()))?;
         Ok(NewKeyFile {

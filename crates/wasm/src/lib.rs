@@ -7,13 +7,9 @@
 //! per-record key at a time.
 #![warn(missing_docs)]
 
-#[cfg(target_arch = "wasm32")]
 pub mod bench;
-#[cfg(target_arch = "wasm32")]
 pub mod keygen;
-#[cfg(target_arch = "wasm32")]
 pub mod session;
-#[cfg(target_arch = "wasm32")]
 pub mod webcrypto;
 
 use wasm_bindgen::prelude::*;
@@ -91,7 +87,6 @@ impl Vault {
 
     /// A session on the notes vault (`"notes"`) or the identities vault (`"identities"`): its
     /// keys stay in wasm memory, and are wiped when the session or this handle is freed.
-    #[cfg(target_arch = "wasm32")]
     pub fn session(&self, which: &str) -> Result<session::VaultSession, JsError> {
         let (keys, kind) = match which {
             "notes" => (self.keys.notes.clone(), kluis_core::RecordKind::Note),
@@ -103,9 +98,19 @@ impl Vault {
 }
 
 impl Vault {
-    #[cfg(target_arch = "wasm32")]
     pub(crate) fn unlocked(&self) -> &kluis_core::UnlockedKeyFile {
         &self.unlocked
+    }
+}
+
+/// A whole number from JavaScript (a time in ms or s, a counter, a version): finite, not
+/// negative, integral, and at most 2^53 − 1, the range in which a JavaScript number is exact.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+pub(crate) fn whole(x: f64, what: &str) -> Result<u64, JsError> {
+    if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= kluis_core::spec::MAX_COUNTER as f64 {
+        Ok(x as u64)
+    } else {
+        Err(JsError::new(&format!("{what} must be a whole number from 0 to 2^53 - 1")))
     }
 }
 

@@ -10,7 +10,7 @@ use kluis_core::wire::{SaveRequest, SyncResponse};
 use kluis_core::{EnvelopeHash, RecordHeader, RecordId, RecordKind, VaultKeys, envelope};
 use wasm_bindgen::prelude::*;
 
-use crate::webcrypto;
+use crate::{webcrypto, whole};
 
 /// Label of the escrow record id (see `escrow_id`).
 const ESCROW_ID_LABEL: &[u8] = b"kluis/v1/app/escrow-record-id";
@@ -37,6 +37,40 @@ fn parse_id(s: &str) -> Result<RecordId, JsError> {
     from_hex(s).map(RecordId::from_bytes).ok_or_else(|| JsError::new("a record id is 32 hex digits"))
 }
 
+fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Note => "note",
+        RecordKind::Identity => "identity",
+        RecordKind::Escrow => "escrow",
+    }
+}
+
+/// `[{id, kind, envelope}]` for the app to open.
+fn listing(records: &[(RecordId, &[u8])], headers: &[RecordHeader]) -> Result<Array, JsError> {
+    let out = Array::new();
+    for ((id, bytes), header) in records.iter().zip(headers) {
+        let o = Object::new();
+        set(&o, "id", &JsValue::from_str(&id_hex(id)))?;
+        set(&o, "kind", &JsValue::from_str(kind_name(header.kind)))?;
+        set(&o, "envelope", &Uint8Array::from(*bytes).into())?;
+        out.push(&o);
+    }
+    Ok(out)
+}
+
+fn ids(list: &[RecordId]) -> Array {
+    list.iter().map(|id| JsValue::from_str(&id_hex(id))).collect()
+}
+
+/// `{counter, saved_at, chain}` of a manifest, for the app to show.
+fn state(m: &Manifest) -> Result<Object, JsError> {
+    let o = Object::new();
+    set(&o, "counter", &JsValue::from_f64(m.counter as f64))?;
+    set(&o, "saved_at", &JsValue::from_f64(m.saved_at_ms as f64))?;
+    set(&o, "chain", &JsValue::from_str(&to_hex(&m.chain)))?;
+    Ok(o)
+}
+
 fn set(obj: &Object, key: &str, value: &JsValue) -> Result<(), JsError> {
     Reflect::set(obj, &JsValue::from_str(key), value).map(|_| ()).map_err(|_| JsError::new("cannot build a result"))
 }
@@ -49,13 +83,19 @@ pub struct VaultSession {
     kind: RecordKind,
     head: VerifiedManifest,
     pending: Option<Manifest>,
+    /// An authentic state the server offers that does not descend from the device's high-water
+    /// mark (a restore from backup, or a rollback): kept apart until the user decides.
+    offered: Option<VerifiedManifest>,
+    /// After the user accepted an offered state: the high-water mark it replaces, which the
+    /// next save's counter must rise above (FORMAT.md §4.5).
+    replaced: Option<HighWater>,
 }
 
 impl VaultSession {
     pub(crate) fn new(keys: VaultKeys, kind: RecordKind, genesis_ms: u64) -> Result<Self, JsError> {
         let genesis = Manifest::genesis(&keys, genesis_ms).encode();
         let head = verify(&genesis, &keys, None, &[]).map_err(|e| err(&e))?;
-        Ok(VaultSession { keys, kind, head, pending: None })
+        Ok(VaultSession { keys, kind, head, pending: None, offered: None, replaced: None })
     }
 }
 
@@ -68,8 +108,8 @@ impl VaultSession {
     }
 
     /// The genesis manifest that creates this vault on the server.
-    pub fn genesis(&self, now_ms: f64) -> Vec<u8> {
-        Manifest::genesis(&self.keys, now_ms as u64).encode()
+    pub fn genesis(&self, now_ms: f64) -> Result<Vec<u8>, JsError> {
+        Ok(Manifest::genesis(&self.keys, whole(now_ms, "a time")?).encode())
     }
 
     /// The verified manifest's counter (the device's high-water mark after `accept`).
@@ -101,7 +141,7 @@ impl VaultSession {
         let hw = match (hw_counter, hw_chain) {
             (Some(counter), Some(chain)) => {
                 let chain = from_hex(&chain).ok_or_else(|| JsError::new("a stored high-water mark is damaged"))?;
-                Some(HighWater { counter: counter as u64, chain })
+                Some(HighWater { counter: whole(counter, "a stored counter")?, chain })
             }
             _ => None,
         };
@@ -116,22 +156,62 @@ impl VaultSession {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| err(&e))?
         };
-        let out = Array::new();
-        for ((id, bytes), header) in s.records.iter().zip(&headers) {
-            let kind = match header.kind {
-                RecordKind::Note => "note",
-                RecordKind::Identity => "identity",
-                RecordKind::Escrow => "escrow",
-            };
-            let o = Object::new();
-            set(&o, "id", &JsValue::from_str(&id_hex(id)))?;
-            set(&o, "kind", &JsValue::from_str(kind))?;
-            set(&o, "envelope", &Uint8Array::from(*bytes).into())?;
-            out.push(&o);
-        }
+        let out = listing(&s.records, &headers)?;
         self.head = head;
         self.pending = None;
         Ok(out)
+    }
+
+    /// The verified manifest, encoded: the device keeps the last one it accepted (metadata
+    /// only: ids, versions, hashes, times) to say what a restored state lacks (FORMAT.md §11).
+    pub fn manifest(&self) -> Vec<u8> {
+        self.head.manifest().encode()
+    }
+
+    /// After `accept` refused a full sync as `rollback` or `fork`: checks whether the server
+    /// offers an authentic, complete state all the same (a restore from backup looks exactly
+    /// like a rollback), and compares it with `seen`, the last manifest this device accepted
+    /// (from `manifest`; none if the device kept none). Returns `{offered: {counter, saved_at,
+    /// chain}, seen: {…} or null, missing, older, unseen: [ids], records: [{id, kind,
+    /// envelope}]}`; the state stays apart until `accept_offered`. Throws if the offered state
+    /// fails any other check.
+    pub fn inspect(&mut self, sync: &[u8], seen: Option<Vec<u8>>) -> Result<Object, JsError> {
+        let s = SyncResponse::decode(sync).map_err(|e| err(&e))?;
+        let offered = verify(s.head, &self.keys, None, &[]).map_err(|e| err(&e))?;
+        let headers = offered.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?;
+        let seen = seen.and_then(|bytes| verify(&bytes, &self.keys, None, &[]).ok());
+        let out = Object::new();
+        set(&out, "offered", &state(offered.manifest())?.into())?;
+        match &seen {
+            Some(seen) => {
+                let lost = offered.lost_since(seen);
+                set(&out, "seen", &state(seen.manifest())?.into())?;
+                set(&out, "missing", &ids(&lost.missing).into())?;
+                set(&out, "older", &ids(&lost.older).into())?;
+                set(&out, "unseen", &ids(&lost.unseen).into())?;
+            }
+            None => {
+                for key in ["missing", "older", "unseen"] {
+                    set(&out, key, &Array::new().into())?;
+                }
+                set(&out, "seen", &JsValue::NULL)?;
+            }
+        }
+        set(&out, "records", &listing(&s.records, &headers)?.into())?;
+        self.offered = Some(offered);
+        Ok(out)
+    }
+
+    /// The user accepted the state `inspect` offered, in place of the high-water mark
+    /// (`hw_counter`, `hw_chain`): it becomes this session's state, and the next save (the
+    /// app's confirmation record) continues the counter above the replaced mark (FORMAT.md §4.5).
+    pub fn accept_offered(&mut self, hw_counter: f64, hw_chain: String) -> Result<(), JsError> {
+        let chain = from_hex(&hw_chain).ok_or_else(|| JsError::new("a stored high-water mark is damaged"))?;
+        let offered = self.offered.take().ok_or_else(|| JsError::new("no state was offered"))?;
+        self.head = offered;
+        self.pending = None;
+        self.replaced = Some(HighWater { counter: whole(hw_counter, "a stored counter")?, chain });
+        Ok(())
     }
 
     /// Opens an envelope of this vault (checked by `accept`): kluis-core unwraps its key,
@@ -167,7 +247,8 @@ impl VaultSession {
     /// `/records/{id}?version=N`: checked to be that record of this vault at that version.
     pub async fn open_version(&self, id: String, version: f64, envelope: Vec<u8>) -> Result<String, JsError> {
         let header = envelope::header_of(&envelope).map_err(|e| err(&e))?;
-        if header.vault != self.keys.id || header.id != parse_id(&id)? || header.version != version as u64 {
+        if header.vault != self.keys.id || header.id != parse_id(&id)? || header.version != whole(version, "a version")?
+        {
             return Err(JsError::new("swapped: the server sent another record or version than asked for"));
         }
         self.open(envelope).await
@@ -217,7 +298,12 @@ impl VaultSession {
                 }
             }
         }
-        let (update, next) = self.head.prepare_update(&self.keys, entries, now_ms as u64).map_err(|e| err(&e))?;
+        let now = whole(now_ms, "a time")?;
+        let (update, next) = match &self.replaced {
+            Some(replaced) => self.head.prepare_restore_update(&self.keys, entries, now, replaced),
+            None => self.head.prepare_update(&self.keys, entries, now),
+        }
+        .map_err(|e| err(&e))?;
         sealed.sort_by_key(|(id, _)| *id);
         let body = SaveRequest {
             update: &update.encode(),
@@ -257,7 +343,8 @@ impl VaultSession {
         let header = RecordHeader::first(self.keys.id, id, RecordKind::Escrow);
         let env = kluis_core::escrow::seal(vault.unlocked().secret(), &bg, &header).map_err(|e| err(&e))?;
         let entries = BTreeMap::from([(id, Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(&env)) })]);
-        let (update, next) = self.head.prepare_update(&self.keys, entries, now_ms as u64).map_err(|e| err(&e))?;
+        let (update, next) =
+            self.head.prepare_update(&self.keys, entries, whole(now_ms, "a time")?).map_err(|e| err(&e))?;
         let body = SaveRequest { update: &update.encode(), envelopes: vec![(id, &env)] }.encode();
         self.pending = Some(next);
         Ok(body)
@@ -267,6 +354,7 @@ impl VaultSession {
     pub fn commit(&mut self) -> Result<(), JsError> {
         let next = self.pending.take().ok_or_else(|| JsError::new("no save is pending"))?;
         self.head = verify(&next.encode(), &self.keys, None, &[]).map_err(|e| err(&e))?;
+        self.replaced = None;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use crate::cbor::Writer;
 use crate::envelope::RecordId;
 use crate::error::{Error, Result};
 use crate::hierarchy::{VaultId, VaultKeys};
-use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_MANIFEST_ENTRIES};
+use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_COUNTER, MAX_MANIFEST_ENTRIES};
 
 /// What a client sends to save: the new counter, its time, the chain of the state it applies
 /// to, the entries that change, and the MAC of the whole manifest after the change. Same
@@ -19,7 +19,8 @@ use crate::spec::{HASH_BYTES, LABEL_MANIFEST_CHAIN, MAX_MANIFEST_ENTRIES};
 pub struct ManifestUpdate {
     /// The vault.
     pub vault: VaultId,
-    /// The new counter: exactly one more than the manifest it applies to.
+    /// The new counter: higher than the manifest's it applies to; one more for an ordinary
+    /// save, above the replaced high-water mark for a restore acceptance (FORMAT.md §4.5).
     pub counter: u64,
     /// The client's time of the save, milliseconds since the Unix epoch.
     pub saved_at_ms: u64,
@@ -89,15 +90,18 @@ pub struct HeadState {
 
 impl ManifestUpdate {
     /// Checks this update against the current head without keys, as the server does: same
-    /// vault, counter exactly one more, built on this very state (its chain), at least one
+    /// vault, a higher counter (at most `MAX_COUNTER`), built on this very state (its chain), at least one
     /// change, every changed record's version higher than its current one (`current` looks it
     /// up), and the result within the format's limits. Returns the new entry count.
     pub fn check_against(&self, head: &HeadState, mut current: impl FnMut(&RecordId) -> Option<Entry>) -> Result<u64> {
         if self.vault != head.vault {
             return Err(Error::ForeignVault);
         }
-        if head.counter.checked_add(1) != Some(self.counter) {
-            return Err(Error::BadUpdate("counter is not exactly one more than the current one"));
+        if self.counter <= head.counter {
+            return Err(Error::BadUpdate("the counter must be higher than the current one"));
+        }
+        if self.counter > MAX_COUNTER {
+            return Err(Error::BadUpdate("the counter is beyond the highest a save may set"));
         }
         if self.prev_chain != head.chain {
             return Err(Error::BadUpdate("the update was made from another state of the vault"));
@@ -158,11 +162,22 @@ impl VerifiedManifest {
         changes: BTreeMap<RecordId, Entry>,
         saved_at_ms: u64,
     ) -> Result<(ManifestUpdate, Manifest)> {
+        let counter = self.manifest().counter.checked_add(1).ok_or(Error::BadUpdate("counter overflow"))?;
+        self.prepare_update_at(keys, changes, saved_at_ms, counter)
+    }
+
+    /// [`prepare_update`](Self::prepare_update) with the new counter given.
+    pub(super) fn prepare_update_at(
+        &self,
+        keys: &VaultKeys,
+        changes: BTreeMap<RecordId, Entry>,
+        saved_at_ms: u64,
+        counter: u64,
+    ) -> Result<(ManifestUpdate, Manifest)> {
         let head = self.manifest();
         if keys.id != head.vault {
             return Err(Error::ForeignVault);
         }
-        let counter = head.counter.checked_add(1).ok_or(Error::BadUpdate("counter overflow"))?;
         let mut update = ManifestUpdate {
             vault: keys.id,
             counter,
