@@ -26,8 +26,12 @@ const url = await new Promise((res, rej) => {
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium" });
 try {
   const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+  let failed = null;
+  page.on("pageerror", (e) => { failed = e; });
   await page.goto(`${url}bench.html?auto&n=${n}`);
-  await page.waitForFunction(() => document.getElementById("results").textContent.includes("done"), null, { timeout: 600000 });
+  // Done, or stopped by an error on the page (reported instead of waiting for the timeout).
+  await page.waitForFunction(() => /done|error/.test(document.getElementById("results").textContent), null, { timeout: 600000 });
+  if (failed) throw failed;
   console.log(await page.textContent("#results"));
 } finally {
   await browser.close();

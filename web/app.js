@@ -101,15 +101,16 @@
     },
   };
 
-  // Escrow records are sealed to the practice's break-glass key: only that key opens them.
-  async function decryptAll(session, list, into) {
-    const readable = list.filter((r) => r.kind !== "escrow");
-    await Promise.all(readable.map(async (r) => into.set(r.id, JSON.parse(await session.open(r.envelope)))));
+  // The records a sync opened (`plaintext` is UTF-8 JSON; null for the escrow record, which
+  // only the practice's break-glass key opens), read into `into`.
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  function readRecords(list, into) {
+    for (const r of list) if (r.plaintext) into.set(r.id, JSON.parse(utf8.decode(r.plaintext)));
     return into;
   }
 
-  async function openRecords(v, list) {
-    await decryptAll(v.session, list, v.records);
+  function openRecords(v, list) {
+    readRecords(list, v.records);
     // Records deleted in the vault's newest state leave the view.
     const live = v.session.versions();
     for (const id of [...v.records.keys()]) if (!(id in live)) v.records.delete(id);
@@ -130,7 +131,7 @@
     const v = { session, records: new Map() };
     let list;
     try {
-      list = session.accept(sync, true, hw?.counter, hw?.chain);
+      list = await session.accept(sync, true, hw?.counter, hw?.chain);
     } catch (e) {
       // An older or diverging state may be an honest restore from backup: the user decides.
       if (hw && /^(rollback|fork):/.test(e.message)) return offerRestore(which, v, sync, hw, e.message);
@@ -138,7 +139,7 @@
       throw new Error(T("vault.integrity") + e.message);
     }
     try {
-      await openRecords(v, list);
+      openRecords(v, list);
     } catch (e) {
       session.free();
       throw new Error(T("vault.integrity") + e.message);
@@ -166,8 +167,8 @@
     let info;
     const offered = new Map();
     try {
-      info = session.inspect(sync, hw.manifest);
-      await decryptAll(session, info.records, offered);
+      info = await session.inspect(sync, hw.manifest);
+      readRecords(info.records, offered);
     } catch (e) {
       session.free();
       throw new Error(T("vault.integrity") + reason + "; " + e.message);
@@ -224,7 +225,7 @@
     const since = v.session.counter;
     const sync = await bytes(`/api/vaults/${v.session.id}/sync?since=${since}`);
     try {
-      await openRecords(v, v.session.accept(sync, false, since, v.session.chain));
+      openRecords(v, await v.session.accept(sync, false, since, v.session.chain));
     } catch (e) {
       throw new Error(T("vault.integrity") + e.message);
     }

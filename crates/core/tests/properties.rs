@@ -20,7 +20,8 @@ use kluis_core::envelope::{self, Envelope};
 use kluis_core::manifest::{Entry, EntryState, Manifest, ManifestUpdate, verify};
 use kluis_core::wire::{SaveRequest, SyncResponse};
 use kluis_core::{
-    EnvelopeHash, Fingerprint, KeyFile, KeyHierarchy, RecordHeader, RecordId, RecordKind, UnlockedKeyFile, VaultSecret,
+    EnvelopeHash, Error, Fingerprint, KeyFile, KeyHierarchy, RecordHeader, RecordId, RecordKind, UnlockedKeyFile,
+    VaultSecret,
 };
 use proptest::prelude::*;
 
@@ -56,6 +57,37 @@ proptest! {
         prop_assert_eq!(Envelope::decode(&sealed).unwrap().encode(), sealed.clone());
         // The body is a Padmé bucket, so sizes leak only O(log log n) bits.
         prop_assert!(sealed.len() < 256 + kluis_core::padded_len(pt.len()));
+    }
+
+    #[test]
+    fn finishing_an_external_decryption_checks_the_padding_as_finish_does(
+        pt in prop::collection::vec(any::<u8>(), 0..5000),
+        seed in any::<u8>(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let h = keys();
+        let header = RecordHeader::first(h.notes.id, RecordId::from_bytes([seed; 16]), RecordKind::Note);
+        let sealed = envelope::seal_with_rng(&h.notes, &header, &pt, &mut rng(seed)).unwrap();
+        let env = Envelope::decode(&sealed).unwrap();
+        let job = || envelope::unwrap_body(&h.notes, &env).unwrap();
+        // The bulk step as WebCrypto does it: AES-256-GCM with the job's key, nonce and aad.
+        let j = job();
+        let cipher = aes_gcm::Aes256Gcm::new(j.body_key_bytes()[..].into());
+        let padded = cipher
+            .decrypt(aes_gcm::Nonce::from_slice(j.nonce()), Payload { msg: j.ciphertext(), aad: j.aad() })
+            .unwrap();
+        let len = j.plaintext_len();
+        prop_assert_eq!(&padded[..len], pt.as_slice());
+        prop_assert_eq!(j.finish_padding(padded.len(), &padded[len..]), Ok(len));
+        prop_assert_eq!(job().finish_padding(padded.len() + 1, &padded[len..]), Err(Error::Decrypt));
+        if padded.len() > len {
+            let mut bad = padded[len..].to_vec();
+            let i = at.index(bad.len());
+            bad[i] ^= 1;
+            prop_assert_eq!(job().finish_padding(padded.len(), &bad), Err(Error::Decrypt));
+            prop_assert_eq!(job().finish_padding(padded.len(), &padded[len + 1..]), Err(Error::Decrypt));
+        }
     }
 
     #[test]

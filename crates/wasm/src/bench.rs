@@ -17,6 +17,7 @@ use wasm_bindgen::prelude::*;
 pub struct BenchVault {
     key_file: Vec<u8>,
     sync: Vec<u8>,
+    envelopes: Vec<Vec<u8>>,
 }
 
 #[wasm_bindgen]
@@ -30,7 +31,10 @@ impl BenchVault {
         let key_file = file.to_text().map_err(|e| JsError::new(&e.to_string()))?.as_bytes().to_vec();
         let genesis = verify(&Manifest::genesis(&keys, 0).encode(), &keys, None, &[])
             .map_err(|e| JsError::new(&e.to_string()))?;
-        let text = vec![b'x'; size as usize];
+        // A note as the app stores it (FORMAT.md §11), `size` bytes in all.
+        let frame = r#"{"v":1,"client":"00000000000000000000000000000000","date":"2026-11-25","s":"","o":"","a":"","p":"","tags":[]}"#;
+        let fill = (size as usize).saturating_sub(frame.len());
+        let text = frame.replacen(r#""s":"""#, &format!(r#""s":"{}""#, "x".repeat(fill)), 1).into_bytes();
         let mut records = Vec::with_capacity(n as usize);
         let mut entries = BTreeMap::new();
         for _ in 0..n {
@@ -50,7 +54,8 @@ impl BenchVault {
             records: records.iter().map(|(id, e)| (*id, e.as_slice())).collect(),
         }
         .encode();
-        Ok(BenchVault { key_file, sync })
+        let envelopes = records.into_iter().map(|(_, e)| e).collect();
+        Ok(BenchVault { key_file, sync, envelopes })
     }
 
     /// The key file (plain text bytes; a benchmark key, not a secret anyone uses).
@@ -63,5 +68,11 @@ impl BenchVault {
     #[wasm_bindgen(getter)]
     pub fn sync(&self) -> Vec<u8> {
         self.sync.clone()
+    }
+
+    /// The same records' envelopes, each its own array, in id order.
+    #[wasm_bindgen(getter)]
+    pub fn envelopes(&self) -> js_sys::Array {
+        self.envelopes.iter().map(|e| js_sys::Uint8Array::from(e.as_slice())).collect()
     }
 }

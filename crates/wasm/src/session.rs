@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, JsString, Object, Reflect, Uint8Array};
 use kluis_core::manifest::{Entry, EntryState, HighWater, Manifest, VerifiedManifest, verify};
 use kluis_core::wire::{SaveRequest, SyncResponse};
 use kluis_core::{EnvelopeHash, RecordHeader, RecordId, RecordKind, VaultKeys, envelope};
@@ -43,19 +43,6 @@ fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::Identity => "identity",
         RecordKind::Escrow => "escrow",
     }
-}
-
-/// `[{id, kind, envelope}]` for the app to open.
-fn listing(records: &[(RecordId, &[u8])], headers: &[RecordHeader]) -> Result<Array, JsError> {
-    let out = Array::new();
-    for ((id, bytes), header) in records.iter().zip(headers) {
-        let o = Object::new();
-        set(&o, "id", &JsValue::from_str(&id_hex(id)))?;
-        set(&o, "kind", &JsValue::from_str(kind_name(header.kind)))?;
-        set(&o, "envelope", &Uint8Array::from(*bytes).into())?;
-        out.push(&o);
-    }
-    Ok(out)
 }
 
 fn ids(list: &[RecordId]) -> Array {
@@ -125,19 +112,21 @@ impl VaultSession {
         to_hex(&self.head.manifest().chain)
     }
 
-    /// Checks a sync response (FORMAT.md §10.2): the manifest against the device's high-water
-    /// mark (`hw_counter`, `hw_chain`; none on a device that never saw this vault) and the
-    /// saves since it, then every record against the manifest; with `full`, also that no live
-    /// record is missing. Returns `[{id, envelope}]` to open with `open`. Throws with the kind of
-    /// failure first (`rollback: …`, `fork: …`, `record-missing: …`) and changes nothing then.
-    pub fn accept(
+    /// Checks a sync response (FORMAT.md §10.2) and opens its records: the manifest against
+    /// the device's high-water mark (`hw_counter`, `hw_chain`; none on a device that never saw
+    /// this vault) and the saves since it, then every record against the manifest (with
+    /// `full`, also that no live record is missing), then decrypts them. Resolves to `[{id,
+    /// kind, plaintext}]`, where `plaintext` is the record's bytes (UTF-8 JSON, FORMAT.md §11;
+    /// null for an escrow record, which only the break-glass key opens). Rejects with the kind
+    /// of failure first (`rollback: …`, `fork: …`, `record-missing: …`, `auth-fail: …`), and
+    /// then changes nothing.
+    pub async fn accept(
         &mut self,
-        sync: &[u8],
+        sync: Uint8Array,
         full: bool,
         hw_counter: Option<f64>,
         hw_chain: Option<String>,
     ) -> Result<Array, JsError> {
-        let s = SyncResponse::decode(sync).map_err(|e| err(&e))?;
         let hw = match (hw_counter, hw_chain) {
             (Some(counter), Some(chain)) => {
                 let chain = from_hex(&chain).ok_or_else(|| JsError::new("a stored high-water mark is damaged"))?;
@@ -145,21 +134,95 @@ impl VaultSession {
             }
             _ => None,
         };
+        let (head, records) = self.verify_and_open(&sync, hw, full).await?;
+        self.head = head;
+        self.pending = None;
+        Ok(records)
+    }
+
+    /// The common part of `accept` and `inspect`. The page's copy of the response stays where
+    /// it is: wasm gets its own copy to parse and verify, WebCrypto hashes and decrypts views
+    /// of the page's. Hashing runs in WebCrypto while wasm unwraps the record keys; failures of
+    /// the listing are reported before failures to decrypt, so a record the server swapped or
+    /// injected is named as such.
+    async fn verify_and_open(
+        &self,
+        sync: &Uint8Array,
+        hw: Option<HighWater>,
+        full: bool,
+    ) -> Result<(VerifiedManifest, Array), JsError> {
+        let copy = sync.to_vec();
+        let s = SyncResponse::decode(&copy).map_err(|e| err(&e))?;
         let head = verify(s.head, &self.keys, hw.as_ref(), &s.updates).map_err(|e| err(&e))?;
-        // Each envelope is hashed once: by the listing check (full) or the record check.
+        let views = s
+            .records
+            .iter()
+            .map(|(_, bytes)| {
+                let from = webcrypto::offset_in(&copy, bytes);
+                let to = from.saturating_add(bytes.len());
+                match (u32::try_from(from), u32::try_from(to)) {
+                    (Ok(from), Ok(to)) => Ok(sync.subarray(from, to)),
+                    _ => Err(JsError::new("a sync response is too large for this browser")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let browser = |e: webcrypto::OpenError| match e {
+            webcrypto::OpenError::Core(e) => err(&e),
+            webcrypto::OpenError::Browser(e) => JsError::new(&e),
+        };
+        let subtle = webcrypto::subtle().map_err(browser)?;
+        let digests = webcrypto::start_digests(&subtle, &views).map_err(browser)?;
+        // Escrow records are sealed to the practice's break-glass key: only that key opens them.
+        let started: Vec<Option<Result<webcrypto::Pending<'_>, webcrypto::OpenError>>> = s
+            .records
+            .iter()
+            .zip(&views)
+            .map(|((_, bytes), view)| match envelope::header_of(bytes) {
+                Ok(h) if h.kind == RecordKind::Escrow => None,
+                _ => Some(webcrypto::start(&subtle, &self.keys, bytes, view)),
+            })
+            .collect();
+        let hashes = webcrypto::digests(&digests).await.map_err(browser)?;
+        let listed = s.records.iter().zip(&hashes).map(|((id, bytes), hash)| (*id, *bytes, *hash));
         let headers = if full {
-            head.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?
+            head.check_listing_hashed(listed).map_err(|e| err(&e))?
         } else {
-            s.records
-                .iter()
-                .map(|(id, b)| head.check_record(id, b))
+            listed
+                .map(|(id, b, h)| head.check_record_hashed(&id, b, h))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| err(&e))?
         };
-        let out = listing(&s.records, &headers)?;
-        self.head = head;
-        self.pending = None;
-        Ok(out)
+        let mut pending = Vec::with_capacity(started.len());
+        for p in started.into_iter().flatten() {
+            pending.push(p.map_err(browser)?);
+        }
+        let mut plaintexts = webcrypto::finish(&subtle, pending).await.map_err(browser)?.into_iter();
+        // Each string crossing into JavaScript costs a TextDecoder call, which for 10,000
+        // records costed more than their decryption: the ids cross as one string, cut there,
+        // and the property names and kinds once.
+        let all_ids = JsString::from(s.records.iter().map(|(id, _)| id_hex(id)).collect::<String>());
+        let (k_id, k_kind, k_plaintext) = (JsValue::from("id"), JsValue::from("kind"), JsValue::from("plaintext"));
+        let kinds =
+            [RecordKind::Note, RecordKind::Identity, RecordKind::Escrow].map(|k| (k, JsValue::from(kind_name(k))));
+        let out = Array::new();
+        for (i, header) in (0u32..).zip(&headers) {
+            let o = Object::new();
+            let put = |k: &JsValue, v: &JsValue| {
+                Reflect::set(&o, k, v).map(|_| ()).map_err(|_| JsError::new("cannot build a result"))
+            };
+            let at = i.saturating_mul(32);
+            put(&k_id, &all_ids.slice(at, at.saturating_add(32)).into())?;
+            let kind = kinds.iter().find(|(k, _)| *k == header.kind).map_or(JsValue::NULL, |(_, v)| v.clone());
+            put(&k_kind, &kind)?;
+            let plaintext = if header.kind == RecordKind::Escrow {
+                JsValue::NULL
+            } else {
+                plaintexts.next().ok_or_else(|| JsError::new("a record was not opened"))?.into()
+            };
+            put(&k_plaintext, &plaintext)?;
+            out.push(&o);
+        }
+        Ok((head, out))
     }
 
     /// The verified manifest, encoded: the device keeps the last one it accepted (metadata
@@ -170,15 +233,13 @@ impl VaultSession {
 
     /// After `accept` refused a full sync as `rollback` or `fork`: checks whether the server
     /// offers an authentic, complete state all the same (a restore from backup looks exactly
-    /// like a rollback), and compares it with `seen`, the last manifest this device accepted
-    /// (from `manifest`; none if the device kept none). Returns `{offered: {counter, saved_at,
-    /// chain}, seen: {…} or null, missing, older, unseen: [ids], records: [{id, kind,
-    /// envelope}]}`; the state stays apart until `accept_offered`. Throws if the offered state
-    /// fails any other check.
-    pub fn inspect(&mut self, sync: &[u8], seen: Option<Vec<u8>>) -> Result<Object, JsError> {
-        let s = SyncResponse::decode(sync).map_err(|e| err(&e))?;
-        let offered = verify(s.head, &self.keys, None, &[]).map_err(|e| err(&e))?;
-        let headers = offered.check_listing(s.records.iter().map(|(id, b)| (*id, *b))).map_err(|e| err(&e))?;
+    /// like a rollback), opens its records, and compares it with `seen`, the last manifest this
+    /// device accepted (from `manifest`; none if the device kept none). Resolves to `{offered:
+    /// {counter, saved_at, chain}, seen: {…} or null, missing, older, unseen: [ids], records:
+    /// [{id, kind, plaintext}]}`; the state stays apart until `accept_offered`. Rejects if the
+    /// offered state fails any other check.
+    pub async fn inspect(&mut self, sync: Uint8Array, seen: Option<Vec<u8>>) -> Result<Object, JsError> {
+        let (offered, records) = self.verify_and_open(&sync, None, true).await?;
         let seen = seen.and_then(|bytes| verify(&bytes, &self.keys, None, &[]).ok());
         let out = Object::new();
         set(&out, "offered", &state(offered.manifest())?.into())?;
@@ -197,7 +258,7 @@ impl VaultSession {
                 set(&out, "seen", &JsValue::NULL)?;
             }
         }
-        set(&out, "records", &listing(&s.records, &headers)?.into())?;
+        set(&out, "records", &records.into())?;
         self.offered = Some(offered);
         Ok(out)
     }
@@ -223,6 +284,26 @@ impl VaultSession {
             Err(webcrypto::OpenError::Core(e)) => Err(err(&e)),
             Err(webcrypto::OpenError::Browser(e)) => Err(JsError::new(&e)),
         }
+    }
+
+    /// Opens many envelopes of this vault (`[Uint8Array]`, already checked) at once, as
+    /// `accept` does: for the benchmark page, which times decryption alone. Resolves to their
+    /// plaintexts (`Uint8Array`), in order; rejects if any fails.
+    pub async fn open_all(&self, envelopes: Array) -> Result<Array, JsError> {
+        let browser = |e: webcrypto::OpenError| match e {
+            webcrypto::OpenError::Core(e) => err(&e),
+            webcrypto::OpenError::Browser(e) => JsError::new(&e),
+        };
+        let views: Vec<Uint8Array> = envelopes.iter().map(JsCast::unchecked_into).collect();
+        let copies: Vec<Vec<u8>> = views.iter().map(Uint8Array::to_vec).collect();
+        let subtle = webcrypto::subtle().map_err(browser)?;
+        let pending = copies
+            .iter()
+            .zip(&views)
+            .map(|(bytes, view)| webcrypto::start(&subtle, &self.keys, bytes, view))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(browser)?;
+        Ok(webcrypto::finish(&subtle, pending).await.map_err(browser)?.into_iter().collect())
     }
 
     /// Opens an envelope entirely in wasm (RustCrypto AES-GCM): the baseline of the benchmark

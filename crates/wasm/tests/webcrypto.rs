@@ -79,3 +79,65 @@ async fn webcrypto_matches_the_native_path_on_every_testkit_envelope() {
     // The testkit has successes and body-level tampering, which WebCrypto must catch itself.
     assert!(outcomes["ok"] >= 5 && outcomes["auth-fail"] >= 10, "{outcomes:?}");
 }
+
+/// A vault of `n` notes of about `size` bytes as the server would sync it, and its key file.
+fn synced_vault(n: u32, size: usize) -> (Vec<u8>, Vec<u8>, Vec<(kluis_core::RecordId, Vec<u8>)>) {
+    use kluis_core::manifest::{Entry, EntryState, Manifest, verify};
+    use kluis_core::wire::SyncResponse;
+    use kluis_core::{EnvelopeHash, RecordHeader, RecordId, RecordKind, UnlockedKeyFile};
+    let secret = VaultSecret::from_bytes([7; 32]);
+    let keys = KeyHierarchy::derive(&secret).notes;
+    let key_file = UnlockedKeyFile::new(secret, "test", 0, None).unwrap().to_text().unwrap().as_bytes().to_vec();
+    let genesis = verify(&Manifest::genesis(&keys, 0).encode(), &keys, None, &[]).unwrap();
+    let mut records: Vec<(RecordId, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let id = RecordId::random();
+            let text = format!("note number {i} {}", "x".repeat(size));
+            (id, envelope::seal(&keys, &RecordHeader::first(keys.id, id, RecordKind::Note), text.as_bytes()).unwrap())
+        })
+        .collect();
+    records.sort_by_key(|(id, _)| *id);
+    let entries = records
+        .iter()
+        .map(|(id, e)| (*id, Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(e)) }))
+        .collect();
+    let (update, head) = genesis.prepare_update(&keys, entries, 0).unwrap();
+    let (head, update) = (head.encode(), update.encode());
+    let sync = SyncResponse {
+        head: &head,
+        updates: vec![&update],
+        records: records.iter().map(|(id, e)| (*id, e.as_slice())).collect(),
+    }
+    .encode();
+    (key_file, sync, records)
+}
+
+async fn accept(session: &mut kluis_wasm::session::VaultSession, sync: &[u8]) -> Result<js_sys::Array, String> {
+    session.accept(js_sys::Uint8Array::from(sync), true, None, None).await.map_err(|e| {
+        let e = wasm_bindgen::JsValue::from(e);
+        js_sys::Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default()
+    })
+}
+
+#[wasm_bindgen_test]
+async fn a_vault_of_ten_thousand_records_opens_in_one_batch_exactly_as_natively() {
+    let (mut key_file, sync, records) = synced_vault(10_000, 16);
+    let vault = kluis_wasm::Vault::unlock(&mut key_file, None).map_err(|_| "unlock").unwrap();
+    let mut session = vault.session("notes").map_err(|_| "session").unwrap();
+    let opened = accept(&mut session, &sync).await.unwrap();
+    assert_eq!(opened.length(), 10_000);
+    let keys = KeyHierarchy::derive(&VaultSecret::from_bytes([7; 32])).notes;
+    for (i, (id, env)) in (0u32..).zip(&records) {
+        let r = opened.get(i);
+        let get = |k: &str| js_sys::Reflect::get(&r, &k.into()).unwrap();
+        assert_eq!(get("id").as_string().unwrap(), data_encoding::HEXLOWER.encode(&id.to_bytes()));
+        let web = js_sys::Uint8Array::new(&get("plaintext")).to_vec();
+        assert_eq!(web, envelope::open(&keys, env).unwrap().1, "record {i}");
+    }
+    // One byte of one body changed: the listing check (WebCrypto's SHA-256) names it.
+    let mut tampered = sync.clone();
+    let last = tampered.len() - 40;
+    tampered[last] ^= 1;
+    let refused = accept(&mut session, &tampered).await.unwrap_err();
+    assert!(refused.starts_with("swapped"), "{refused}");
+}

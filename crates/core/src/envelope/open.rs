@@ -97,6 +97,26 @@ impl<'a> BodyJob<'a> {
         self.ciphertext
     }
 
+    /// How many bytes of the padded plaintext are the record; the rest is padding.
+    pub fn plaintext_len(&self) -> usize {
+        self.plaintext_len
+    }
+
+    /// Finishes the job without taking the padded plaintext into this memory: `padded_len` is
+    /// the length an external AES-256-GCM produced, and `padding` its bytes from
+    /// [`plaintext_len`](Self::plaintext_len) on. Checks what [`finish`](Self::finish) checks
+    /// and returns the record's length, the part of the output that is the record.
+    pub fn finish_padding(self, padded_len: usize, padding: &[u8]) -> Result<usize> {
+        let expected = self.ciphertext.len() - TAG_BYTES;
+        let pad_ok = padded_len == expected
+            && padding.len() == expected.saturating_sub(self.plaintext_len)
+            && padding.iter().fold(0u8, |acc, b| acc | b) == 0;
+        if !pad_ok {
+            return Err(Error::Decrypt);
+        }
+        Ok(self.plaintext_len)
+    }
+
     /// Finishes the job with the padded plaintext that an external AES-256-GCM produced:
     /// checks its length and that every padding byte is zero, and cuts the padding off.
     pub fn finish(self, mut padded: Vec<u8>) -> Result<Plaintext> {

@@ -81,6 +81,13 @@ impl VerifiedManifest {
     /// Checks an envelope the server delivered as the current version of record `requested`.
     /// Returns its header; the caller then decrypts it.
     pub fn check_record(&self, requested: &RecordId, bytes: &[u8]) -> Result<RecordHeader> {
+        self.check_record_hashed(requested, bytes, EnvelopeHash::of(bytes))
+    }
+
+    /// [`check_record`](Self::check_record) with the envelope's SHA-256 computed by the caller
+    /// over exactly `bytes` (the browser binding has WebCrypto compute it, off the page's thread
+    /// and several times faster than SHA-256 compiled to wasm).
+    pub fn check_record_hashed(&self, requested: &RecordId, bytes: &[u8], hash: EnvelopeHash) -> Result<RecordHeader> {
         let header = Envelope::decode(bytes)?.header;
         if header.vault != self.0.vault {
             return Err(Error::ForeignVault);
@@ -89,7 +96,7 @@ impl VerifiedManifest {
             return Err(Error::RecordSwapped);
         }
         let entry = self.0.entries.get(&header.id).ok_or(Error::InjectedRecord)?;
-        let EntryState::Live(hash) = entry.state else {
+        let EntryState::Live(expected) = entry.state else {
             return Err(Error::InjectedRecord);
         };
         if header.version < entry.version {
@@ -98,7 +105,7 @@ impl VerifiedManifest {
         if header.version > entry.version {
             return Err(Error::InjectedRecord);
         }
-        if EnvelopeHash::of(bytes) != hash {
+        if hash != expected {
             return Err(Error::RecordSwapped);
         }
         Ok(header)
@@ -110,13 +117,22 @@ impl VerifiedManifest {
         &self,
         records: impl IntoIterator<Item = (RecordId, &'a [u8])>,
     ) -> Result<Vec<RecordHeader>> {
+        self.check_listing_hashed(records.into_iter().map(|(id, bytes)| (id, bytes, EnvelopeHash::of(bytes))))
+    }
+
+    /// [`check_listing`](Self::check_listing) with each envelope's SHA-256 computed by the
+    /// caller over exactly its bytes (see [`check_record_hashed`](Self::check_record_hashed)).
+    pub fn check_listing_hashed<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordId, &'a [u8], EnvelopeHash)>,
+    ) -> Result<Vec<RecordHeader>> {
         let mut seen = BTreeSet::new();
         let mut headers = Vec::new();
-        for (id, bytes) in records {
+        for (id, bytes, hash) in records {
             if !seen.insert(id) {
                 return Err(Error::RecordSwapped);
             }
-            headers.push(self.check_record(&id, bytes)?);
+            headers.push(self.check_record_hashed(&id, bytes, hash)?);
         }
         if self.0.live().any(|(id, _)| !seen.contains(id)) {
             return Err(Error::RecordMissing);
