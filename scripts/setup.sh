@@ -4,7 +4,7 @@
 #
 #   bash scripts/setup.sh            native toolchain only
 #   bash scripts/setup.sh --web      also the wasm32 toolchain and wasm-bindgen (to build the app)
-#   bash scripts/setup.sh --wasm     all of that, and Chromium, Node.js and age (the tests)
+#   bash scripts/setup.sh --wasm     all of that, and Chromium, Node.js, age and oathtool (the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,5 +61,5 @@ fi
 #    kluis-keys' tests use to prove its backups open without kluis, and Node.js with npm for the
 #    end-to-end tests (playwright-core driving that Chromium; pinned to a release that runs on
 #    Node 18, which is what Debian 12's nodejs package gives).
-apt_install chromium chromium-driver age
+apt_install chromium chromium-driver age oathtool
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

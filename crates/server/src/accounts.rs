@@ -11,6 +11,8 @@ pub mod secrets;
 pub mod throttle;
 pub mod username;
 
+pub mod second_factor;
+
 mod operator;
 mod session;
 mod signin;
@@ -30,7 +32,7 @@ use username::Username;
 
 pub use operator::Enrollment;
 pub use session::{SessionView, Signed};
-pub use signin::{Attempt, KNOWN_BROWSER_LIFETIME_MS, Outcome};
+pub use signin::{Attempt, KNOWN_BROWSER_LIFETIME_MS, MAX_TICKET_TRIES, Outcome, SecondStep, TICKET_LIFETIME_MS};
 
 /// How long an enrollment or invitation code works, ms (three days).
 pub const CODE_LIFETIME_MS: Millis = 72 * 60 * 60 * 1000;
@@ -86,6 +88,8 @@ pub struct Accounts {
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
+    server_key: Option<std::sync::Arc<crate::server_key::ServerKey>>,
+    tickets: std::sync::Arc<signin::Tickets>,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
@@ -124,7 +128,16 @@ impl Accounts {
             clock,
             hasher,
             throttle: std::sync::Arc::default(),
+            server_key: None,
+            tickets: std::sync::Arc::default(),
         })
+    }
+
+    /// Uses `key` to seal and open the secrets the server reads back (TOTP secrets).
+    #[must_use]
+    pub fn with_server_key(mut self, key: crate::server_key::ServerKey) -> Self {
+        self.server_key = Some(std::sync::Arc::new(key));
+        self
     }
 
     /// The clock.
@@ -184,6 +197,16 @@ impl Accounts {
     /// A practice by id.
     pub fn practice(&self, id: &Id) -> Result<Practice, AccountError> {
         from_json(&self.practices.get(id.0)?.ok_or(AccountError::NotFound)?)
+    }
+
+    /// Sets a practice's policy, within the limits of [`model::Policy::check`].
+    pub async fn set_policy(&self, id: &Id, policy: model::Policy) -> Result<Practice, AccountError> {
+        policy.check()?;
+        let mut practice = self.practice(id)?;
+        practice.policy = policy;
+        self.practices.insert(id.0, to_json(&practice)?)?;
+        self.flush().await?;
+        Ok(practice)
     }
 
     /// A practice by name (any case or Unicode form).
@@ -261,6 +284,8 @@ impl Accounts {
             created_ms: self.clock.now(),
             failures: Default::default(),
             vault_public_key: None,
+            second_factor: None,
+            pending_totp: None,
         };
         self.usernames
             .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?

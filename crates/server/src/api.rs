@@ -5,6 +5,7 @@
 pub mod account;
 pub mod auth;
 pub mod problem;
+pub mod second_factor;
 pub mod vaults;
 
 use axum::Router;
@@ -25,12 +26,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/openapi.json"),
     ("POST", "/api/enroll"),
     ("POST", "/api/sign-in"),
+    ("POST", "/api/sign-in/second-factor"),
     ("POST", "/api/sign-out"),
     ("GET", "/api/me"),
     ("GET", "/api/sessions"),
     ("DELETE", "/api/sessions/{id}"),
+    ("POST", "/api/account/totp"),
+    ("GET", "/api/account/totp/qr.svg"),
+    ("POST", "/api/account/totp/confirm"),
+    ("POST", "/api/account/recovery-codes"),
     ("GET", "/api/practice/users"),
     ("POST", "/api/practice/invitations"),
+    ("GET", "/api/practice/policy"),
+    ("PUT", "/api/practice/policy"),
     ("POST", "/api/vault-key"),
     ("POST", "/api/vaults/{kind}"),
     ("GET", "/api/vaults/{vault}/sync"),
@@ -58,12 +66,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi))
         .route("/api/enroll", post(account::enroll).layer(json))
         .route("/api/sign-in", post(account::sign_in).layer(json))
+        .route("/api/sign-in/second-factor", post(second_factor::second_step).layer(json))
         .route("/api/sign-out", post(account::sign_out).layer(json))
         .route("/api/me", get(account::me))
         .route("/api/sessions", get(account::sessions))
         .route("/api/sessions/{id}", delete(account::revoke_session))
+        .route("/api/account/totp", post(second_factor::begin).layer(json))
+        .route("/api/account/totp/qr.svg", get(second_factor::qr))
+        .route("/api/account/totp/confirm", post(second_factor::confirm).layer(json))
+        .route("/api/account/recovery-codes", post(second_factor::regenerate).layer(json))
         .route("/api/practice/users", get(account::practice_users))
         .route("/api/practice/invitations", post(account::invite).layer(json))
+        .route("/api/practice/policy", get(account::policy).put(account::set_policy).layer(json))
         .route("/api/vault-key", post(account::register_vault_key).layer(json))
         .route("/api/vaults/{kind}", post(vaults::create).layer(DefaultBodyLimit::max(MAX_GENESIS_BYTES)))
         .route("/api/vaults/{vault}/sync", get(vaults::sync))

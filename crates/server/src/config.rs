@@ -140,6 +140,10 @@ pub struct Serve {
     /// TLS private key (PEM).
     #[arg(long, env = "KLUIS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The server key that seals TOTP secrets (32 bytes), kept apart from the stores; created
+    /// with mode 0600 on first run (default: DATA/server.key).
+    #[arg(long = "server-key", env = "KLUIS_SERVER_KEY", value_name = "FILE")]
+    pub server_key: Option<PathBuf>,
 }
 
 impl Serve {
@@ -151,6 +155,11 @@ impl Serve {
                 .and_then(|exe| exe.parent().and_then(Path::parent).map(|target| target.join("web")))
                 .unwrap_or_else(|| PathBuf::from("target/web"))
         })
+    }
+
+    /// The server key file.
+    pub fn server_key_file(&self) -> PathBuf {
+        self.server_key.clone().unwrap_or_else(|| self.data.join("server.key"))
     }
 
     /// The accounts store's directory.

@@ -65,7 +65,10 @@ async fn serve(opts: Serve) -> Result<()> {
     create_data_dir(&opts.data)?;
     let notes = Store::open(&opts.notes_dir()).context("opening the notes store")?;
     let identities = Store::open(&opts.identities_dir()).context("opening the identities store")?;
-    let accounts = Accounts::open(&opts.accounts_dir(), Clock::System).context("opening the accounts store")?;
+    let server_key = kluis_server::server_key::ServerKey::load_or_create(&opts.server_key_file())?;
+    let accounts = Accounts::open(&opts.accounts_dir(), Clock::System)
+        .context("opening the accounts store")?
+        .with_server_key(server_key);
     let first_run = first_run_enrollment(&accounts)?;
     let socket = admin::socket_path(&opts.data);
     let admin_listener =

@@ -59,6 +59,13 @@ POST /api/vaults/{vault}/saves            none   401  404 404 403   403     404 
 GET /api/vaults/{vault}/records/{record}  A      401  200 404 403   403     404   401     401
 GET /api/vaults/{vault}/records/{record}  B      401  404 200 403   403     404   401     401
 GET /api/vaults/{vault}/records/{record}  none   401  404 404 403   403     404   401     401
+POST /api/sign-in/second-factor           -      401  401 401 401   401     401   401     401
+POST /api/account/totp                    -      401  201 201 201   201     201   401     401
+GET /api/account/totp/qr.svg              -      401  200 200 200   200     200   401     401
+POST /api/account/totp/confirm            -      401  400 400 400   400     400   401     401
+POST /api/account/recovery-codes          -      401  400 400 400   400     400   401     401
+GET /api/practice/policy                  -      401  200 403 200   403     200   401     401
+PUT /api/practice/policy                  -      401  200 403 200   403     200   401     401
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
 ";
 
@@ -164,6 +171,12 @@ async fn every_endpoint_every_subject_every_owner() {
             call = match (method, route) {
                 ("POST", "/api/enroll") => call.json(serde_json::json!({"code": "0000-0000-0000-0000-0000", "password": PASSWORD, "email": "x@example.org"})),
                 ("POST", "/api/sign-in") => call.json(serde_json::json!({"username": format!("nobody{n}"), "password": PASSWORD})),
+                ("POST", "/api/sign-in/second-factor" | "/api/account/totp/confirm" | "/api/account/recovery-codes") => {
+                    call.json(serde_json::json!({"code": "not-a-code"}))
+                }
+                ("PUT", "/api/practice/policy") => call.json(serde_json::json!({
+                    "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": false
+                })),
                 ("POST", "/api/practice/invitations") => call.json(serde_json::json!({"username": format!("new{n}"), "roles": ["practitioner"]})),
                 ("POST", "/api/vault-key") => {
                     let file = kluis_core::UnlockedKeyFile::new(VaultSecret::from_bytes([0x60 + i as u8; 32]), "m", 0, None).unwrap();

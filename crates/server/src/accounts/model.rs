@@ -87,8 +87,31 @@ pub struct Policy {
 
 /// Idle timeout by default, minutes (security-anchors §2.4: clinical workstations).
 pub const DEFAULT_IDLE_MINUTES: u32 = 15;
+/// The idle timeouts a practice may choose, minutes (HIPAA mode allows at most 30).
+pub const IDLE_MINUTES_RANGE: std::ops::RangeInclusive<u32> = 1..=60;
+/// The absolute session lifetimes a practice may choose, hours.
+pub const ABSOLUTE_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=24;
+/// The highest minimum password length a practice may set.
+pub const MAX_MIN_PASSWORD_CHARS: u32 = 64;
 /// Absolute session lifetime by default, hours (NIST AAL2).
 pub const DEFAULT_ABSOLUTE_HOURS: u32 = 12;
+
+impl Policy {
+    /// Refuses a policy outside the limits above.
+    pub fn check(&self) -> Result<(), super::AccountError> {
+        use super::AccountError::Invalid;
+        if !IDLE_MINUTES_RANGE.contains(&self.idle_minutes) {
+            return Err(Invalid("the idle time is 1 to 60 minutes"));
+        }
+        if !ABSOLUTE_HOURS_RANGE.contains(&self.absolute_hours) {
+            return Err(Invalid("the longest session is 1 to 24 hours"));
+        }
+        if self.min_password_chars > MAX_MIN_PASSWORD_CHARS {
+            return Err(Invalid("a minimum password length is at most 64"));
+        }
+        Ok(())
+    }
+}
 
 impl Default for Policy {
     fn default() -> Self {
@@ -172,6 +195,36 @@ pub struct User {
     /// first unlock; later unlocks are checked against it.
     #[serde(default)]
     pub vault_public_key: Option<String>,
+    /// The second factor, once set up and confirmed.
+    #[serde(default)]
+    pub second_factor: Option<SecondFactor>,
+    /// A TOTP set-up begun and not yet confirmed with a code.
+    #[serde(default)]
+    pub pending_totp: Option<PendingTotp>,
+}
+
+/// A user's second factor (FORMAT.md §9.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactor {
+    /// The TOTP secret, sealed under the server key (FORMAT.md §9.4).
+    pub totp: String,
+    /// The last TOTP step accepted: codes of this step and earlier are refused (replay).
+    pub last_step: u64,
+    /// When it was confirmed.
+    pub enabled_ms: Millis,
+    /// The unused recovery codes, as hex of their hashes.
+    pub recovery: Vec<String>,
+}
+
+/// A TOTP set-up waiting for its first code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingTotp {
+    /// The new TOTP secret, sealed under the server key.
+    pub totp: String,
+    /// When the set-up lapses.
+    pub expires_ms: Millis,
 }
 
 /// An outstanding invitation; the tree key is the hash of its code.
@@ -210,6 +263,8 @@ pub struct Session {
 pub enum SignInResult {
     /// Signed in.
     Success,
+    /// The password was right; the second factor is asked next.
+    SecondFactor,
     /// Wrong password, or a username that matches no account.
     Failed,
     /// Refused without checking: back-off in force.

@@ -36,6 +36,10 @@ pub enum SecretKind {
     Browser,
     /// An enrollment or invitation code.
     Code,
+    /// A second-factor recovery code (the same form as a code).
+    Recovery,
+    /// The ticket of a sign-in waiting for its second factor (the same form as a token).
+    Ticket,
 }
 
 impl SecretKind {
@@ -44,6 +48,8 @@ impl SecretKind {
             SecretKind::Session => b"kluis/v1/server/session",
             SecretKind::Browser => b"kluis/v1/server/browser",
             SecretKind::Code => b"kluis/v1/server/code",
+            SecretKind::Recovery => b"kluis/v1/server/recovery-code",
+            SecretKind::Ticket => b"kluis/v1/server/sign-in-ticket",
         }
     }
 }
@@ -103,14 +109,14 @@ impl Secret {
 /// Codes are compared without their grouping and case, so `abcd efgh…` is accepted.
 pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
     let canonical = match kind {
-        SecretKind::Session | SecretKind::Browser => {
+        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket => {
             let bytes = BASE64URL_NOPAD.decode(presented.as_bytes()).ok()?;
             if bytes.len() != TOKEN_BYTES {
                 return None;
             }
             presented.to_owned()
         }
-        SecretKind::Code => {
+        SecretKind::Code | SecretKind::Recovery => {
             let mut c: String =
                 presented.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
             // Crockford's decoding of look-alikes.

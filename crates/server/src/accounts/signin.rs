@@ -16,6 +16,39 @@ use super::{AccountError, Accounts, MAX_USER_AGENT_CHARS, from_json, shorten, to
 
 /// How long the server honours a known-browser token, ms (400 days, as the cookie).
 pub const KNOWN_BROWSER_LIFETIME_MS: u64 = 400 * 24 * 60 * 60 * 1000;
+/// How long a sign-in waits for its second factor after the password, ms.
+pub const TICKET_LIFETIME_MS: u64 = 5 * 60 * 1000;
+/// Wrong second-factor codes one ticket takes before it ends (each also counts as a failed
+/// sign-in of the account, so the account's back-off applies as well).
+pub const MAX_TICKET_TRIES: u32 = 5;
+
+/// A sign-in whose password was right, waiting for its second factor; in memory only (a
+/// restart asks for the password again). The key is the hash of the ticket cookie.
+#[derive(Debug, Default)]
+pub(super) struct Tickets(std::sync::Mutex<std::collections::HashMap<[u8; 32], Ticket>>);
+
+#[derive(Debug, Clone)]
+struct Ticket {
+    user: Id,
+    known: bool,
+    expires_ms: u64,
+    tries: u32,
+}
+
+/// The second step of a sign-in, as it arrives.
+#[derive(Debug)]
+pub struct SecondStep<'a> {
+    /// The ticket cookie the first step set.
+    pub ticket: &'a str,
+    /// A TOTP code or a recovery code.
+    pub code: &'a str,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Its User-Agent.
+    pub user_agent: &'a str,
+    /// The session cookie it presented, if any: ended on success.
+    pub old_session: Option<&'a str>,
+}
 
 /// One sign-in attempt as it arrives.
 #[derive(Debug)]
@@ -46,7 +79,13 @@ pub enum Outcome {
         /// A new known-browser cookie's value.
         browser: Option<Secret>,
     },
-    /// Wrong username or password (one answer for both).
+    /// The password was right and the account has a second factor: ask for a code, then
+    /// call [`Accounts::second_step`] with this ticket.
+    SecondFactor {
+        /// The ticket cookie's value.
+        ticket: Secret,
+    },
+    /// Wrong username or password (one answer for both); or a wrong or spent code.
     Failed,
     /// Too many attempts: wait this many milliseconds.
     Throttled(u64),
@@ -167,7 +206,48 @@ impl Accounts {
                 return Ok(Outcome::Failed);
             }
         };
+        if user.second_factor.is_some() {
+            // The password was right, so the failure counted up front is taken back; each
+            // wrong code of the second step counts instead.
+            let before = user.failures;
+            self.update_user(&user.id, |u| {
+                let (n, last, was, was_last) = if known {
+                    (&mut u.failures.known, &mut u.failures.known_last_ms, before.known, before.known_last_ms)
+                } else {
+                    (&mut u.failures.unknown, &mut u.failures.unknown_last_ms, before.unknown, before.unknown_last_ms)
+                };
+                *n = n.saturating_sub(1);
+                if *n == was {
+                    *last = was_last;
+                }
+                if let Some(phc) = &rehashed {
+                    u.password = Some(phc.clone());
+                }
+            })?;
+            let ticket = Secret::token()?;
+            let waiting = Ticket {
+                user: user.id,
+                known,
+                expires_ms: self.clock.now().saturating_add(TICKET_LIFETIME_MS),
+                tries: 0,
+            };
+            self.tickets.insert(ticket.hash(SecretKind::Ticket), waiting, self.clock.now());
+            self.log_sign_in(Some(&user), &a, known, SignInResult::SecondFactor)?;
+            self.flush().await?;
+            return Ok(Outcome::SecondFactor { ticket });
+        }
         let user = self.succeed(&user, rehashed)?;
+        self.finish_sign_in(user, &a, known, old_session).await
+    }
+
+    /// The session, a known-browser token for a browser that had none, and the log entry.
+    async fn finish_sign_in(
+        &self,
+        user: User,
+        a: &Client<'_>,
+        known: bool,
+        old_session: Option<&str>,
+    ) -> Result<Outcome, AccountError> {
         if let Some(old) = old_session {
             self.end_presented_session(old)?;
         }
@@ -180,9 +260,45 @@ impl Accounts {
             self.browsers.insert(token.hash(SecretKind::Browser), to_json(&record)?)?;
             Some(token)
         };
-        self.log_sign_in(Some(&user), &a, known, SignInResult::Success)?;
+        self.log_sign_in(Some(&user), a, known, SignInResult::Success)?;
         self.flush().await?;
         Ok(Outcome::Success { user: Box::new(user), session, browser })
+    }
+
+    /// The second step of a sign-in: a TOTP code or a recovery code for the ticket the first
+    /// step gave. Throttled per IP and counted against the account like a password; a ticket
+    /// ends after [`MAX_TICKET_TRIES`] wrong codes or [`TICKET_LIFETIME_MS`].
+    pub async fn second_step(&self, step: SecondStep<'_>) -> Result<Outcome, AccountError> {
+        let now = self.clock.now();
+        let Some(key) = hash_presented(SecretKind::Ticket, step.ticket) else { return Ok(Outcome::Failed) };
+        let Some(ticket) = self.tickets.get(&key, now) else { return Ok(Outcome::Failed) };
+        let user = self.user(&ticket.user)?;
+        let a = Client { username: &user.username, ip: step.ip, user_agent: step.user_agent, browser: None };
+        if let Err(ms) = self.throttle.ip(step.ip) {
+            self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Throttled)?;
+            return Ok(Outcome::Throttled(ms));
+        }
+        match self.reserve_failure(&user, ticket.known)? {
+            Gate::Open => {}
+            Gate::Wait(ms) => {
+                self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Throttled)?;
+                return Ok(Outcome::Throttled(ms));
+            }
+            Gate::Locked => {
+                self.tickets.remove(&key);
+                self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Locked)?;
+                return Ok(Outcome::Locked);
+            }
+        }
+        if user.state != UserState::Active || !self.spend_second_factor(&user, step.code)? {
+            self.tickets.fail(&key);
+            self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Failed)?;
+            self.flush().await?;
+            return Ok(Outcome::Failed);
+        }
+        self.tickets.remove(&key);
+        let user = self.succeed(&user, None)?;
+        self.finish_sign_in(user, &a, ticket.known, step.old_session).await
     }
 
     /// Enrollment followed by the first sign-in: the session for the new user.
@@ -212,4 +328,45 @@ struct Client<'a> {
     ip: IpAddr,
     user_agent: &'a str,
     browser: Option<&'a str>,
+}
+
+impl Tickets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Ticket>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps a ticket, dropping the expired ones.
+    fn insert(&self, key: [u8; 32], ticket: Ticket, now: u64) {
+        let mut t = self.lock();
+        t.retain(|_, w| w.expires_ms > now);
+        t.insert(key, ticket);
+    }
+
+    /// A live ticket.
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Ticket> {
+        let mut t = self.lock();
+        match t.get(key) {
+            Some(w) if w.expires_ms > now => Some(w.clone()),
+            Some(_) => {
+                t.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Counts a wrong code; the ticket ends at the limit.
+    fn fail(&self, key: &[u8; 32]) {
+        let mut t = self.lock();
+        if let Some(w) = t.get_mut(key) {
+            w.tries = w.tries.saturating_add(1);
+            if w.tries >= MAX_TICKET_TRIES {
+                t.remove(key);
+            }
+        }
+    }
+
+    fn remove(&self, key: &[u8; 32]) {
+        self.lock().remove(key);
+    }
 }

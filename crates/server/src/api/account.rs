@@ -42,6 +42,11 @@ pub struct Me {
     idle_minutes: u32,
     /// Vault ids (hex), once created.
     vaults: Vaults,
+    /// Whether the user has a second factor.
+    second_factor: bool,
+    /// Whether the practice requires one: without it, the app sends the user to set one up, and
+    /// the server refuses vaults and practice pages until then.
+    second_factor_required: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +59,7 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
     let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
     let idle_minutes =
         practice.as_ref().map_or(crate::accounts::model::DEFAULT_IDLE_MINUTES, |p| p.policy.idle_minutes);
+    let second_factor_required = practice.as_ref().is_some_and(|p| p.policy.second_factor_required);
     let practice = practice.map(|p| p.name);
     let vault = |s: &crate::store::Store| -> Result<Option<String>, ApiError> {
         Ok(s.vault_of(&user.id.0)?.map(|v| hex::encode(v.to_bytes())))
@@ -66,6 +72,8 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         public_key: user.vault_public_key.clone(),
         idle_minutes,
         vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
+        second_factor: user.second_factor.is_some(),
+        second_factor_required,
     })
 }
 
@@ -73,6 +81,13 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
 #[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 #[serde(transparent)]
 pub struct SecretField(String);
+
+impl SecretField {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for SecretField {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,9 +154,22 @@ pub async fn sign_in(
         browser: headers.get(BROWSER_HEADER).and_then(|v| v.to_str().ok()).or_else(|| cookie(&headers, BROWSER_COOKIE)),
         old_session: cookie(&headers, super::auth::SESSION_COOKIE),
     };
-    match state.accounts.sign_in(attempt).await? {
+    let outcome = state.accounts.sign_in(attempt).await?;
+    signed_in(&state, outcome)
+}
+
+/// The answer to a sign-in step: the session (and a known-browser token) on success; on a
+/// right password for an account with a second factor, the ticket cookie and
+/// `{"second_factor": "totp"}`; otherwise a problem.
+pub fn signed_in(state: &AppState, outcome: Outcome) -> Result<Response, ApiError> {
+    match outcome {
+        Outcome::SecondFactor { ticket } => Ok((
+            [(header::SET_COOKIE, super::auth::ticket_cookie(ticket.expose()))],
+            Json(serde_json::json!({ "second_factor": "totp" })),
+        )
+            .into_response()),
         Outcome::Success { user, session, browser } => {
-            let me = me_of(&state, &user)?;
+            let me = me_of(state, &user)?;
             let mut body = serde_json::to_value(&me).unwrap_or_default();
             if let (Some(b), Some(obj)) = (&browser, body.as_object_mut()) {
                 obj.insert("browser_token".into(), b.expose().into());
@@ -158,7 +186,7 @@ pub async fn sign_in(
             }
             Ok(res)
         }
-        Outcome::Failed => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password")),
+        Outcome::Failed => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username, password or code")),
         Outcome::Throttled(ms) => Err(ApiError::wait(
             StatusCode::TOO_MANY_REQUESTS,
             "too many sign-in attempts; wait before trying again",
@@ -217,6 +245,7 @@ pub struct Member {
 /// `GET /api/practice/users` (admins): the practice's users.
 pub async fn practice_users(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<Member>>, ApiError> {
     require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
     let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
     let users = state.accounts.practice_users(&practice)?;
     Ok(Json(users.into_iter().map(|u| Member { username: u.username, roles: u.roles, state: u.state }).collect()))
@@ -237,6 +266,7 @@ pub async fn invite(
     req: Body<InviteRequest>,
 ) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
     require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
     let req = body(req)?;
     let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
     let name = state.accounts.practice(&practice)?.name;
@@ -262,6 +292,7 @@ pub async fn register_vault_key(
     req: Body<VaultKeyRequest>,
 ) -> Result<StatusCode, ApiError> {
     require(&signed, Role::Practitioner)?;
+    super::auth::require_ready(&state, &signed)?;
     let req = body(req)?;
     let accounts = state.accounts.clone();
     let user = signed.user.id;
@@ -269,4 +300,28 @@ pub async fn register_vault_key(
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
     Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
+}
+
+/// `GET /api/practice/policy` (admins): the practice's policy.
+pub async fn policy(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<crate::accounts::model::Policy>, ApiError> {
+    require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    Ok(Json(state.accounts.practice(&practice)?.policy))
+}
+
+/// `PUT /api/practice/policy` (admins): sets the practice's policy (the whole of it).
+pub async fn set_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    req: Body<crate::accounts::model::Policy>,
+) -> Result<Json<crate::accounts::model::Policy>, ApiError> {
+    require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
+    let req = body(req)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    Ok(Json(state.accounts.set_policy(&practice, req).await?.policy))
 }

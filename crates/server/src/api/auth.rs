@@ -53,6 +53,37 @@ pub fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// The cookie of a sign-in waiting for its second factor.
+pub const TICKET_COOKIE: &str = "__Host-kluis-ticket";
+
+/// `Set-Cookie` for a sign-in ticket (it lives as long as the server keeps the ticket).
+pub fn ticket_cookie(token: &str) -> String {
+    let max_age = crate::accounts::TICKET_LIFETIME_MS / 1000;
+    format!("{TICKET_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+}
+
+/// `Set-Cookie` that removes the ticket cookie.
+pub fn cleared_ticket_cookie() -> String {
+    format!("{TICKET_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Refuses (403) a user whose practice requires a second factor they have not set up: until
+/// then they reach only their own account pages, where they set one up.
+pub fn require_ready(state: &AppState, signed: &Signed) -> Result<(), ApiError> {
+    if signed.user.second_factor.is_some() {
+        return Ok(());
+    }
+    let required = match signed.user.practice {
+        Some(p) => state.accounts.practice(&p)?.policy.second_factor_required,
+        None => false,
+    };
+    if required {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "your practice requires a second factor: set one up first"))
+    } else {
+        Ok(())
+    }
+}
+
 /// `Set-Cookie` for a known browser.
 pub fn browser_cookie(token: &str) -> String {
     format!("{BROWSER_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={BROWSER_COOKIE_MAX_AGE}")

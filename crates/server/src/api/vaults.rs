@@ -44,6 +44,7 @@ fn hex16(s: &str) -> Option<[u8; 16]> {
 /// user who is no practitioner at all).
 fn own_vault<'s>(state: &'s AppState, signed: &Signed, vault: &str) -> Result<(&'s Store, VaultId), ApiError> {
     require(signed, Role::Practitioner)?;
+    super::auth::require_ready(state, signed)?;
     let id = VaultId::from_bytes(hex16(vault).ok_or_else(ApiError::not_found)?);
     for store in [&state.notes, &state.identities] {
         if store.owner(&id)? == Some(signed.user.id.0) {
@@ -69,6 +70,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     require(&signed, Role::Practitioner)?;
+    super::auth::require_ready(&state, &signed)?;
     let Path(kind) = kind?;
     let store = match kind.as_str() {
         "notes" => &state.notes,

@@ -129,7 +129,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::manual(1_800_000_000_000);
         let state = AppState {
-            accounts: Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher).unwrap(),
+            accounts: Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher)
+                .unwrap()
+                .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap()),
             notes: Store::open(&dir.path().join("notes")).unwrap(),
             identities: Store::open(&dir.path().join("identities")).unwrap(),
             web: None,

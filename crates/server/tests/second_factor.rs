@@ -1,0 +1,256 @@
+//! The second factor over the real router: TOTP checked against RFC 6238 and against an
+//! independent implementation (`oathtool`), set up only with a right code, asked at every
+//! sign-in, one step of drift either way, each step once (replay), recovery codes once each,
+//! tickets that end, the practice policy that requires it, and the secret sealed at rest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use axum::http::{Method, StatusCode};
+use kluis_server::accounts::second_factor::{TOTP_STEP_SECS, code_at};
+use server::{Call, PASSWORD, TestServer};
+
+const RFC6238: &str = include_str!("vectors/rfc6238-totp.json");
+
+#[test]
+fn codes_are_those_of_rfc_6238() {
+    let v: serde_json::Value = serde_json::from_str(RFC6238).unwrap();
+    let seed = hex::decode(v["seeds_hex"]["SHA1"].as_str().unwrap()).unwrap();
+    let secret = data_encoding::BASE32_NOPAD.encode(&seed);
+    let mut checked = 0;
+    for t in v["tests"].as_array().unwrap().iter().filter(|t| t["mode"] == "SHA1") {
+        let eight = t["totp"].as_str().unwrap();
+        assert_eq!(code_at(&secret, t["unix_time"].as_u64().unwrap()).unwrap(), eight[2..], "{t}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn codes_are_those_oathtool_computes() {
+    for seed in 0u8..5 {
+        let secret = data_encoding::BASE32_NOPAD.encode(&[seed.wrapping_mul(37).wrapping_add(11); 20]);
+        for t in [0u64, 59, 1_111_111_109, 1_800_000_000, 2_000_000_029, 4_102_444_800] {
+            let out = std::process::Command::new("oathtool")
+                .args(["--totp", "-b", &secret, "-N", &format!("@{t}")])
+                .output()
+                .expect("oathtool (Debian package oathtool; scripts/setup.sh --wasm installs it)");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(code_at(&secret, t).unwrap(), String::from_utf8(out.stdout).unwrap().trim(), "{secret} @{t}");
+        }
+    }
+}
+
+/// The code the user's app shows `steps` steps from the server's clock.
+fn code(s: &TestServer, secret: &str, steps: i64) -> String {
+    let now = s.clock.now() / 1000;
+    code_at(secret, now.saturating_add_signed(steps * TOTP_STEP_SECS as i64)).unwrap()
+}
+
+fn wrong(right: &str) -> String {
+    if right == "000000" { "000001".into() } else { "000000".into() }
+}
+
+/// Sets up TOTP for the session `token`; returns the secret and the recovery codes.
+async fn set_up(s: &TestServer, token: &str) -> (String, Vec<String>) {
+    let res = s.call(Call::post("/api/account/totp").session(token)).await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let secret = res.json()["secret"].as_str().unwrap().to_owned();
+    let qr = s.call(Call::get("/api/account/totp/qr.svg").session(token)).await;
+    assert_eq!(qr.status, 200);
+    assert!(String::from_utf8(qr.body).unwrap().contains("<svg"));
+    let res = s
+        .call(
+            Call::post("/api/account/totp/confirm")
+                .session(token)
+                .json(serde_json::json!({"code": code(s, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let codes: Vec<String> =
+        res.json()["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    (secret, codes)
+}
+
+/// The password step; returns the ticket cookie.
+async fn password_step(s: &TestServer, user: &str) -> String {
+    let res = s.sign_in(user, PASSWORD).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), serde_json::json!({"second_factor": "totp"}));
+    assert!(res.set_cookie("__Host-kluis-session").is_none(), "no session before the second factor");
+    res.set_cookie("__Host-kluis-ticket").unwrap()
+}
+
+async fn second_step(s: &TestServer, ticket: &str, code: &str) -> server::Res {
+    s.call(
+        Call::post("/api/sign-in/second-factor")
+            .cookie(&format!("__Host-kluis-ticket={ticket}"))
+            .json(serde_json::json!({ "code": code })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn totp_is_on_only_after_a_right_code_and_is_then_asked_at_every_sign_in() {
+    let s = TestServer::cheap();
+    let token = s.practice("P", "anna").await;
+    assert_eq!(s.call(Call::get("/api/me").session(&token)).await.json()["second_factor"], false);
+    let res = s.call(Call::post("/api/account/totp").session(&token)).await;
+    let setup = res.json();
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    assert_eq!(data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap().len(), 20, "160 bits");
+    let uri = setup["uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/kluis:anna?secret=") && uri.contains("issuer=kluis"), "{uri}");
+    // A wrong code turns nothing on.
+    let bad = wrong(&code(&s, &secret, 0));
+    let res =
+        s.call(Call::post("/api/account/totp/confirm").session(&token).json(serde_json::json!({"code": bad}))).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(s.call(Call::get("/api/me").session(&token)).await.json()["second_factor"], false);
+    assert_eq!(s.sign_in("anna", PASSWORD).await.json()["username"], "anna", "still one step");
+    // The right one does, and gives ten different recovery codes.
+    let used = code(&s, &secret, 0);
+    let res =
+        s.call(Call::post("/api/account/totp/confirm").session(&token).json(serde_json::json!({"code": used}))).await;
+    assert_eq!(res.status, 200);
+    let codes = res.json()["recovery_codes"].as_array().unwrap().clone();
+    assert_eq!(codes.iter().map(|c| c.as_str().unwrap()).collect::<std::collections::BTreeSet<_>>().len(), 10);
+    assert_eq!(s.call(Call::get("/api/me").session(&token)).await.json()["second_factor"], true);
+    // Sign-in now takes two steps. No ticket, no sign-in.
+    let ticket = password_step(&s, "anna").await;
+    assert_eq!(
+        s.call(Call::post("/api/sign-in/second-factor").json(serde_json::json!({"code": used}))).await.status,
+        401
+    );
+    // The code the set-up used is spent: its step is refused (replay), even within its window.
+    assert_eq!(second_step(&s, &ticket, &used).await.status, 401);
+    s.clock.advance(TOTP_STEP_SECS * 1000);
+    let res = second_step(&s, &ticket, &code(&s, &secret, 0)).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let session = res.set_cookie("__Host-kluis-session").unwrap();
+    assert_eq!(s.call(Call::get("/api/me").session(&session)).await.json()["username"], "anna");
+    // And that code, once used, cannot sign in again.
+    let ticket = password_step(&s, "anna").await;
+    assert_eq!(second_step(&s, &ticket, &code(&s, &secret, 0)).await.status, 401);
+    // A wrong password still gets the one answer, with no ticket.
+    let res = s.sign_in("anna", "not the password at all").await;
+    assert_eq!(res.status, 401);
+    assert!(res.set_cookie("__Host-kluis-ticket").is_none());
+}
+
+#[tokio::test]
+async fn codes_are_accepted_one_step_either_side_and_each_step_once() {
+    let s = TestServer::cheap();
+    let token = s.practice("P", "anna").await;
+    let (secret, _) = set_up(&s, &token).await;
+    s.clock.advance(10 * TOTP_STEP_SECS * 1000);
+    let try_code = |steps: i64| {
+        let s = &s;
+        let secret = secret.clone();
+        async move {
+            let ticket = password_step(s, "anna").await;
+            second_step(s, &ticket, &code(s, &secret, steps)).await.status
+        }
+    };
+    assert_eq!(try_code(-2).await, 401, "two steps behind");
+    assert_eq!(try_code(2).await, 401, "two steps ahead");
+    assert_eq!(try_code(-1).await, 200, "one step behind");
+    assert_eq!(try_code(-1).await, 401, "the same step again");
+    assert_eq!(try_code(0).await, 200);
+    assert_eq!(try_code(1).await, 200, "one step ahead");
+    assert_eq!(try_code(0).await, 401, "a step older than the last one used");
+}
+
+#[tokio::test]
+async fn recovery_codes_work_once_and_a_new_set_replaces_the_old() {
+    let s = TestServer::cheap();
+    let token = s.practice("P", "anna").await;
+    let (secret, codes) = set_up(&s, &token).await;
+    let ticket = password_step(&s, "anna").await;
+    assert_eq!(second_step(&s, &ticket, &codes[0].to_lowercase().replace('-', " ")).await.status, 200);
+    let ticket = password_step(&s, "anna").await;
+    assert_eq!(second_step(&s, &ticket, &codes[0]).await.status, 401, "used once");
+    s.clock.advance(TOTP_STEP_SECS * 1000);
+    let res = s
+        .call(
+            Call::post("/api/account/recovery-codes")
+                .session(&token)
+                .json(serde_json::json!({"code": code(&s, &secret, 0)})),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let fresh = res.json()["recovery_codes"][0].as_str().unwrap().to_owned();
+    assert_eq!(second_step(&s, &ticket, &codes[1]).await.status, 401, "the old set is gone");
+    assert_eq!(second_step(&s, &ticket, &fresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_ticket_ends_after_five_wrong_codes_or_five_minutes() {
+    let s = TestServer::cheap();
+    let token = s.practice("P", "anna").await;
+    let (secret, _) = set_up(&s, &token).await;
+    s.clock.advance(TOTP_STEP_SECS * 1000);
+    let ticket = password_step(&s, "anna").await;
+    let right = code(&s, &secret, 0);
+    for _ in 0..5 {
+        assert_eq!(second_step(&s, &ticket, &wrong(&right)).await.status, 401);
+    }
+    assert_eq!(second_step(&s, &ticket, &right).await.status, 401, "the ticket ended");
+    // The account's back-off (from the 6th failure) now applies to the next attempts too.
+    s.clock.advance(10 * 60 * 1000);
+    let ticket = password_step(&s, "anna").await;
+    s.clock.advance(5 * 60 * 1000 + 1);
+    assert_eq!(second_step(&s, &ticket, &code(&s, &secret, 0)).await.status, 401, "the ticket lapsed");
+    s.clock.advance(60 * 1000);
+    let ticket = password_step(&s, "anna").await;
+    assert_eq!(second_step(&s, &ticket, &code(&s, &secret, 0)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_practice_that_requires_a_second_factor_keeps_its_users_to_setting_one_up() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let policy = serde_json::json!({
+        "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": true
+    });
+    let res = s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(policy.clone())).await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    let me = s.call(Call::get("/api/me").session(&anna)).await.json();
+    assert_eq!((me["second_factor"].as_bool(), me["second_factor_required"].as_bool()), (Some(false), Some(true)));
+    let genesis = |seed: u8| {
+        let keys = kluis_core::KeyHierarchy::derive(&kluis_core::VaultSecret::from_bytes([seed; 32])).notes;
+        kluis_core::manifest::Manifest::genesis(&keys, 1).encode()
+    };
+    assert_eq!(s.call(Call::post("/api/vaults/notes").session(&anna).cbor(genesis(1))).await.status, 403);
+    assert_eq!(s.call(Call::get("/api/practice/policy").session(&anna)).await.status, 403);
+    set_up(&s, &anna).await;
+    assert_eq!(s.call(Call::post("/api/vaults/notes").session(&anna).cbor(genesis(1))).await.status, 201);
+    assert_eq!(s.call(Call::get("/api/practice/policy").session(&anna)).await.json(), policy);
+    // A policy out of range is refused whole.
+    let bad = serde_json::json!({"idle_minutes": 0, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": true});
+    assert_eq!(s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(bad)).await.status, 400);
+}
+
+#[tokio::test]
+async fn the_totp_secret_is_sealed_at_rest() {
+    let s = TestServer::cheap();
+    let token = s.practice("P", "anna").await;
+    let (secret, codes) = set_up(&s, &token).await;
+    s.state.accounts.flush().await.unwrap();
+    let raw = data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap();
+    let mut files = vec![s.dir.path().join("accounts")];
+    let mut seen = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        seen += 1;
+        for needle in [secret.as_bytes(), &raw[..], codes[0].as_bytes()] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds a secret", p.display());
+        }
+    }
+    assert!(seen > 0);
+}
