@@ -109,6 +109,36 @@
     return into;
   }
 
+  // A wasm handle with an async call in flight cannot be freed (wasm-bindgen holds it borrowed
+  // until the call ends): `busy` records the call, and `release` frees the handle at once, or
+  // as soon as that call has ended, so locking always wipes the keys.
+  const inFlight = new WeakMap();
+  function busy(handle, promise) {
+    inFlight.set(handle, promise);
+    return promise.finally(() => { if (inFlight.get(handle) === promise) inFlight.delete(handle); });
+  }
+  function release(handle) {
+    const pending = handle && inFlight.get(handle);
+    if (pending) pending.then(() => release(handle), () => release(handle));
+    else if (handle) try { handle.free(); } catch (_) { /* freed already */ }
+  }
+
+  // Each lock starts a new generation: work begun before it stops at its next step, so nothing
+  // of a vault appears after the vault was locked.
+  let generation = 0;
+  const LOCKED = "locked";
+  function stillOpen(gen) {
+    if (gen !== generation) { const e = new Error(LOCKED); e.locked = true; throw e; }
+  }
+
+  // The operations on one vault run one after the other (a save waits for a resync, a history
+  // view for a save), so no wasm call finds its session busy.
+  function serial(v, op) {
+    const run = (v.queue || Promise.resolve()).then(op, op);
+    v.queue = run.catch(() => {});
+    return run;
+  }
+
   function openRecords(v, list) {
     readRecords(list, v.records);
     // Records deleted in the vault's newest state leave the view.
@@ -116,36 +146,50 @@
     for (const id of [...v.records.keys()]) if (!(id in live)) v.records.delete(id);
   }
 
-  async function openVault(which, me) {
+  async function openVault(which, me, gen) {
     const session = vault.session(which);
-    const registered = me.vaults[which];
-    if (!registered) {
-      await request("POST", `/api/vaults/${which}`, { cbor: session.genesis(Date.now()) });
-    } else if (registered !== session.id) {
-      session.free();
-      throw new Error(T("vault.wrong-key"));
-    }
-    const hw = await highWater.get(session.id);
-    const query = hw ? `since=${hw.counter}&all=true` : "since=0";
-    const sync = await bytes(`/api/vaults/${session.id}/sync?${query}`);
-    const v = { session, records: new Map() };
-    let list;
+    let handedOver = false;
     try {
-      list = await session.accept(sync, true, hw?.counter, hw?.chain);
-    } catch (e) {
-      // An older or diverging state may be an honest restore from backup: the user decides.
-      if (hw && /^(rollback|fork):/.test(e.message)) return offerRestore(which, v, sync, hw, e.message);
-      session.free();
-      throw new Error(T("vault.integrity") + e.message);
+      const hw = await highWater.get(session.id);
+      stillOpen(gen);
+      const registered = me.vaults[which];
+      if (registered && registered !== session.id) throw new Error(T("vault.wrong-key"));
+      if (!registered) {
+        // A vault this device has seen is never created again: a server that claims not to
+        // know it would get a fresh, empty vault signed by this device.
+        if (hw) throw new Error(T("vault.integrity") + T("vault.unknown"));
+        await request("POST", `/api/vaults/${which}`, { cbor: session.genesis(Date.now()) });
+      }
+      const query = hw ? `since=${hw.counter}&all=true` : "since=0";
+      const sync = await bytes(`/api/vaults/${session.id}/sync?${query}`);
+      stillOpen(gen);
+      const v = { session, records: new Map() };
+      let list;
+      try {
+        list = await busy(session, session.accept(sync, true, hw?.counter, hw?.chain));
+      } catch (e) {
+        stillOpen(gen);
+        // An older or diverging state may be an honest restore from backup: the user decides.
+        if (hw && /^(rollback|fork):/.test(e.message)) {
+          const restored = await offerRestore(which, v, sync, hw, e.message, gen);
+          handedOver = true;
+          return restored;
+        }
+        throw new Error(T("vault.integrity") + e.message);
+      }
+      stillOpen(gen);
+      try {
+        openRecords(v, list);
+      } catch (e) {
+        throw new Error(T("vault.integrity") + e.message);
+      }
+      await highWater.put(session.id, session);
+      stillOpen(gen);
+      handedOver = true;
+      return v;
+    } finally {
+      if (!handedOver) release(session);
     }
-    try {
-      openRecords(v, list);
-    } catch (e) {
-      session.free();
-      throw new Error(T("vault.integrity") + e.message);
-    }
-    await highWater.put(session.id, session);
-    return v;
   }
 
   // ---- a restored (older) state: explained, and accepted only by the user (FORMAT.md §4.5) ----
@@ -162,15 +206,28 @@
     return T("restore.note", { date: rec.date ?? "", client: clients?.records.get(rec.client)?.name ?? "" });
   }
 
-  async function offerRestore(which, v, sync, hw, reason) {
+  // Owns `v.session` from here: returns `v` once the user accepted and the acceptance is
+  // saved, and otherwise frees it (the caller's `finally` does not).
+  async function offerRestore(which, v, sync, hw, reason, gen) {
+    const { session } = v;
+    let handedOver = false;
+    try {
+      return await askRestore(which, v, sync, hw, reason, gen).then((r) => { handedOver = true; return r; });
+    } finally {
+      if (!handedOver) release(session);
+    }
+  }
+
+  async function askRestore(which, v, sync, hw, reason, gen) {
     const { session } = v;
     let info;
     const offered = new Map();
     try {
-      info = await session.inspect(sync, hw.manifest);
+      info = await busy(session, session.inspect(sync, hw.manifest));
+      stillOpen(gen);
       readRecords(info.records, offered);
     } catch (e) {
-      session.free();
+      if (e.locked) throw e;
       throw new Error(T("vault.integrity") + reason + "; " + e.message);
     }
     const vault = T(`restore.vault-${which}`);
@@ -197,8 +254,8 @@
     const accepted = await new Promise((resolve) => { restoreDecision = resolve; });
     restoreDecision = null;
     $("restore-list").replaceChildren();
+    stillOpen(gen);
     if (!accepted) {
-      session.free();
       const e = new Error(T("restore.refused"));
       e.plain = true;
       throw e;
@@ -217,6 +274,7 @@
     // The confirming save continues the counter above the replaced mark; only once the server
     // has it does the device's high-water mark move (save() stores it).
     await save(v, [[session.new_id(), confirmation]]);
+    stillOpen(gen);
     restoredNow = true;
     return v;
   }
@@ -225,7 +283,7 @@
     const since = v.session.counter;
     const sync = await bytes(`/api/vaults/${v.session.id}/sync?since=${since}`);
     try {
-      openRecords(v, await v.session.accept(sync, false, since, v.session.chain));
+      openRecords(v, await busy(v.session, v.session.accept(sync, false, since, v.session.chain)));
     } catch (e) {
       throw new Error(T("vault.integrity") + e.message);
     }
@@ -233,7 +291,11 @@
   }
 
   // One save: encrypted here, sent with the manifest update; a conflict syncs and tries again.
-  async function save(v, changes) {
+  function save(v, changes) {
+    return serial(v, () => saveNow(v, changes));
+  }
+
+  async function saveNow(v, changes) {
     for (let attempt = 0; attempt < 3; attempt++) {
       const body = v.session.prepare(changes.map(([id, rec]) => [id, rec === null ? null : JSON.stringify(rec)]), Date.now());
       const res = await request("POST", `/api/vaults/${v.session.id}/saves`, { cbor: body });
@@ -276,11 +338,13 @@
   }
 
   function lock(message) {
+    generation++; // work under way stops at its next step
     restoreDecision?.(false); // a restore question still open is answered "no"
-    for (const v of [notes, clients]) if (v) v.session.free(); // wipes the vault keys
+    for (const v of [notes, clients]) if (v) release(v.session); // wipes the vault keys
     notes = clients = current = null;
     escrowState = "";
-    if (vault) { vault.free(); vault = null; } // wipes the key-file secret
+    release(vault); // wipes the key-file secret
+    vault = null;
     for (const id of ["vault-label", "vault-fingerprint", "vault-state", "client-title"]) $(id).textContent = "";
     for (const id of ["clients", "notes", "search-results", "history-list"]) $(id).replaceChildren();
     $("search").value = "";
@@ -324,8 +388,8 @@
       f.elements.id.value = "";
       $("client-form-title").textContent = T("clients.add");
       renderClients();
-      say(T("clients.saved"));
       if (current === id) openClient(id);
+      say(T("clients.saved"));
     } catch (e) { say(T("app.error") + e.message); }
   });
 
@@ -383,18 +447,27 @@
     } catch (e) { say(T("app.error") + e.message); }
   }
 
-  async function showHistory(id) {
-    const latest = notes.session.versions()[id];
-    const items = [];
-    try {
-      for (let n = latest - 1; n >= 1; n--) {
-        const env = await bytes(`/api/vaults/${notes.session.id}/records/${id}?version=${n}`);
-        const old = JSON.parse(await notes.session.open_version(id, n, env));
-        items.push(el("li", {}, el("strong", {}, T("history.version", { n })), noteItem(id, old, true)));
+  function showHistory(id) {
+    const v = notes;
+    const gen = generation;
+    return serial(v, async () => {
+      const latest = v.session.versions()[id];
+      const items = [];
+      try {
+        for (let n = latest - 1; n >= 1; n--) {
+          const env = await bytes(`/api/vaults/${v.session.id}/records/${id}?version=${n}`);
+          stillOpen(gen);
+          const old = JSON.parse(await busy(v.session, v.session.open_version(id, n, env)));
+          stillOpen(gen);
+          items.push(el("li", {}, el("strong", {}, T("history.version", { n })), noteItem(id, old, true)));
+        }
+      } catch (e) {
+        if (e.locked) return;
+        say(T("vault.integrity") + e.message);
       }
-    } catch (e) { say(T("vault.integrity") + e.message); }
-    $("history-list").replaceChildren(...items);
-    $("history").hidden = false;
+      $("history-list").replaceChildren(...items);
+      $("history").hidden = false;
+    });
   }
 
   function noteFromForm(f) {
@@ -515,6 +588,7 @@
     }
     f.reset();
     $("unlock-pass-row").hidden = true;
+    const gen = generation;
     try {
       const me = await api("GET", "/api/me");
       idleMs = (me.idle_minutes || 15) * 60 * 1000;
@@ -526,10 +600,12 @@
         throw new Error(T("vault.wrong-key"));
       }
       restoredNow = false;
-      clients = await openVault("identities", me);
-      notes = await openVault("notes", me);
+      clients = await openVault("identities", me, gen);
+      notes = await openVault("notes", me, gen);
       await escrow();
+      stillOpen(gen);
     } catch (e) {
+      if (gen !== generation) return; // locked meanwhile: the lock said why
       lock();
       say(e.plain ? e.message : T("app.error") + e.message);
       show("unlock");

@@ -42,6 +42,7 @@ const KLUIS_TEXT = {
   "vault.lock": "Lock",
   "vault.state": "Vault state (compare between devices): notes save {counter}, {hash}",
   "vault.wrong-key": "This key file is not the one registered for your account. Choose your own key file, or ask your practice admin.",
+  "vault.unknown": "the server says this vault does not exist, but this browser has opened it before.",
   "vault.integrity": "Warning: the server sent vault data that fails its checks. Nothing from it is shown as good. Details: ",
   "vault.state-clients": "clients save {counter}, {hash}",
   "restore.title": "The server shows an older state of your vault",

@@ -234,10 +234,10 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   // Behind the app's back: the server's notes store is rolled back to before the edit.
   await page.getByRole("button", { name: "All clients" }).click();
   await page.getByRole("button", { name: "Lock" }).click();
+  // Behind the app's back, as a restore from backup would: both stores go back to a copy.
   await stopServer();
-  const notesDir = join(dir, "data", "notes");
-  const snapshot = join(dir, "notes-before");
-  cpSync(notesDir, snapshot, { recursive: true });
+  const stores = ["notes", "identities"].map((s) => [join(dir, "data", s), join(dir, `${s}-before`)]);
+  for (const [live, copy] of stores) cpSync(live, copy, { recursive: true });
   server = await startServer();
   await unlock();
   await page.getByRole("button", { name: "Jan Jansen" }).click();
@@ -245,6 +245,10 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   await page.getByLabel("Objective").fill("Swelling gone.");
   await page.getByRole("button", { name: "Save note" }).click();
   await page.getByText("Swelling gone.").waitFor();
+  await page.getByRole("button", { name: "Edit client details" }).click();
+  await page.locator("#client-form").getByLabel("Phone").fill("06-87654321");
+  await page.getByRole("button", { name: "Save client" }).click();
+  await page.getByText("Client saved").waitFor();
   await page.getByRole("button", { name: "All clients" }).click();
   await page.getByRole("button", { name: "Lock" }).click();
   // A second device (its own browser profile) sees this newest state too.
@@ -256,27 +260,36 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   await page2.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   await page2.getByRole("button", { name: "Lock" }).click();
   await stopServer();
-  rmSync(notesDir, { recursive: true, force: true });
-  cpSync(snapshot, notesDir, { recursive: true });
+  for (const [live, copy] of stores) {
+    rmSync(live, { recursive: true, force: true });
+    cpSync(copy, live, { recursive: true });
+  }
   server = await startServer();
   await unlock();
   // The app does not take the older state: it explains both possible causes, with the dates of
-  // both states and what would be set aside, and nothing of it is shown as the vault.
+  // both states and what would be set aside, and nothing of it is shown as the vault. The
+  // client list comes first.
   const restoreHeading = page.getByRole("heading", { name: "The server shows an older state of your vault" });
-  await restoreHeading.waitFor();
+  const asked = (p, what) => p.locator("#restore-states").filter({ hasText: `your ${what} as it was` }).waitFor();
+  await asked(page, "client list");
   assert.ok(await page.locator("#vault").isHidden());
-  const states = await page.locator("#restore-states").textContent();
-  const [, offeredN, seenN] = states.match(/saved on .+ \(save (\d+)\)\. This device last saw it as saved on .+ \(save (\d+)\)/);
-  assert.ok(Number(offeredN) < Number(seenN), states);
-  assert.match(await page.locator("#restore").textContent(), /restored from a backup/);
-  assert.match(await page.locator("#restore-list").textContent(), /Older version: note of \d{4}-\d\d-\d\d Jan Jansen/);
+  assert.match(await page.locator("#restore-list").textContent(), /Older version: client Jan Jansen/);
   // Refused: the vault stays locked, and the device's high-water mark is unchanged, so the
   // next unlock asks again.
   await page.getByRole("button", { name: "Do not accept; keep the vault locked" }).click();
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   assert.match(await page.locator("#status").textContent(), /did not accept/);
   await unlock();
-  await restoreHeading.waitFor();
+  await asked(page, "client list");
+  await page.getByRole("button", { name: "Accept the older state" }).click();
+  // Then the notes.
+  await asked(page, "notes");
+  const states = await page.locator("#restore-states").textContent();
+  const [, offeredN, seenN] = states.match(/saved on .+ \(save (\d+)\)\. This device last saw it as saved on .+ \(save (\d+)\)/);
+  assert.ok(Number(offeredN) < Number(seenN), states);
+  assert.match(await page.locator("#restore").textContent(), /restored from a backup/);
+  assert.match(await page.locator("#restore-list").textContent(), /Older version: note of \d{4}-\d\d-\d\d Jan Jansen/);
+  assert.ok(await restoreHeading.isVisible());
   // Accepted: the vault opens in the restored state, the acceptance is saved into it, and the
   // counter continues above what the device had seen.
   await page.getByRole("button", { name: "Accept the older state" }).click();
@@ -284,7 +297,12 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   assert.match(await page.locator("#status").textContent(), /accepted/);
   const after = await page.locator("#vault-state").textContent();
   assert.equal(Number(after.match(/notes save (\d+)/)[1]), Number(seenN) + 1, after);
+  // The acceptance records are neither clients nor notes.
+  assert.equal(await page.locator("#clients li").count(), 1);
   assert.doesNotMatch(await page.locator("#clients").textContent(), /restore/i);
+  await page.getByRole("button", { name: "Jan Jansen" }).click();
+  await page.getByRole("button", { name: "Edit client details" }).click();
+  assert.equal(await page.locator("#client-form").getByLabel("Phone").inputValue(), "06-12345678");
   await page.getByRole("button", { name: "Jan Jansen" }).click();
   await page.getByText("Exercises twice a day.").waitFor();
   assert.doesNotMatch(await page.locator("#notes").textContent(), /Swelling gone/);
@@ -292,7 +310,10 @@ test("clients and SOAP notes: saved encrypted, edited with history, searched, ke
   // The second device, which also saw the replaced state, meets a history that does not follow
   // from it: it asks its own user, and says what the first device accepted.
   await unlockWith(page2, keyFile);
-  await page2.getByRole("heading", { name: "The server shows an older state of your vault" }).waitFor();
+  await asked(page2, "client list");
+  assert.match(await page2.locator("#restore-others").textContent(), /one of your devices accepted the state of/);
+  await page2.getByRole("button", { name: "Accept the older state" }).click();
+  await asked(page2, "notes");
   assert.match(await page2.locator("#restore-others").textContent(), /one of your devices accepted the state of/);
   assert.match(await page2.locator("#restore-list").textContent(), /Older version: note of/);
   await page2.getByRole("button", { name: "Accept the older state" }).click();

@@ -267,11 +267,13 @@ impl VaultSession {
     /// (`hw_counter`, `hw_chain`): it becomes this session's state, and the next save (the
     /// app's confirmation record) continues the counter above the replaced mark (FORMAT.md §4.5).
     pub fn accept_offered(&mut self, hw_counter: f64, hw_chain: String) -> Result<(), JsError> {
+        // Everything is checked before anything changes.
         let chain = from_hex(&hw_chain).ok_or_else(|| JsError::new("a stored high-water mark is damaged"))?;
+        let replaced = HighWater { counter: whole(hw_counter, "a stored counter")?, chain };
         let offered = self.offered.take().ok_or_else(|| JsError::new("no state was offered"))?;
         self.head = offered;
         self.pending = None;
-        self.replaced = Some(HighWater { counter: whole(hw_counter, "a stored counter")?, chain });
+        self.replaced = Some(replaced);
         Ok(())
     }
 

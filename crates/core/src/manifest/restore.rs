@@ -4,7 +4,8 @@
 //! it looks exactly like a rollback (or, after another device accepted the restore, a fork). The
 //! device cannot tell the two apart, so it asks its user. Only if the user accepts, with the key
 //! file unlocked, does it take the older state, and its first save then continues the counter
-//! above the replaced high-water mark, so that no counter a device has seen is ever reused.
+//! above its replaced high-water mark, so that no counter this device has seen is reused (other
+//! devices detect the change of branch by the chain).
 
 use std::collections::BTreeMap;
 

@@ -174,3 +174,52 @@ fn check_link(prev: Option<(u64, EnvelopeHash)>, h: &RecordHeader) -> Result<()>
         None => Err(Error::BrokenChain),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::hierarchy::KeyHierarchy;
+    use crate::manifest::{Entry, EntryState};
+    use crate::secret::VaultSecret;
+
+    /// An update with the right chain whose counter does not rise is `fork`, even when the
+    /// manifest it leads to is authentic: otherwise a save at an old counter could replace
+    /// the state a device saw at that counter.
+    #[test]
+    fn an_update_whose_counter_does_not_rise_is_a_fork() {
+        let keys = KeyHierarchy::derive(&VaultSecret::from_bytes([3; 32])).notes;
+        let genesis = verify(&Manifest::genesis(&keys, 1).encode(), &keys, None, &[]).unwrap();
+        let change = BTreeMap::from([(
+            RecordId::from_bytes([1; 16]),
+            Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(b"x")) },
+        )]);
+        let (_, one) = genesis.prepare_update(&keys, change.clone(), 2).unwrap();
+        let one = verify(&one.encode(), &keys, None, &[]).unwrap();
+        let hw = one.high_water();
+        // The same counter (a lower one is refused before the replay, as `rollback`).
+        let counter = hw.counter;
+        let mut update = ManifestUpdate {
+            vault: keys.id,
+            counter,
+            saved_at_ms: 3,
+            prev_chain: hw.chain,
+            changes: BTreeMap::from([(
+                RecordId::from_bytes([2; 16]),
+                Entry { version: 1, state: EntryState::Live(EnvelopeHash::of(b"y")) },
+            )]),
+            mac: [0; 32],
+        };
+        let mut next = one.manifest().clone();
+        next.entries.extend(update.changes.iter().map(|(id, e)| (*id, *e)));
+        next.counter = counter;
+        next.saved_at_ms = 3;
+        next.chain = update.next_chain();
+        next.mac = next.compute_mac(&keys);
+        update.mac = next.mac;
+        let got = verify(&next.encode(), &keys, Some(&hw), &[&update.encode()]);
+        assert_eq!(got, Err(Error::Fork { counter }), "counter {counter}");
+    }
+}
