@@ -13,9 +13,10 @@
   const T = (key, vars) => (KLUIS_TEXT[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars?.[k] ?? ""));
   const $ = (id) => document.getElementById(id);
   const BROWSER_TOKEN = "kluis.browser"; // the known-browser token (not a key; FORMAT.md §9.2)
-  const SECTIONS = ["signin", "enroll", "unlock", "restore", "vault", "client"];
+  const SECTIONS = ["signin", "signin-code", "enroll", "unlock", "restore", "vault", "client", "account", "practice"];
   const isRestore = (r) => r.restore !== undefined; // a restore acceptance (FORMAT.md §11)
 
+  let account = null; // the signed-in user, from /api/me
   let vault = null;   // the wasm handle of the unlocked key file
   let notes = null;   // {session, records: Map(id -> note)}
   let clients = null; // {session, records: Map(id -> client)}
@@ -41,7 +42,10 @@
 
   function show(id) {
     for (const s of SECTIONS) $(s).hidden = s !== id;
-    $("signout").hidden = id === "signin" || id === "enroll";
+    const out = id === "signin" || id === "enroll" || id === "signin-code";
+    $("signout").hidden = out;
+    $("to-account").hidden = out;
+    $("to-practice").hidden = out || !account?.roles?.includes("admin");
     const first = $(id).querySelector("input:not([type=hidden]), button");
     if (first) first.focus();
   }
@@ -531,6 +535,18 @@
   $("to-enroll").addEventListener("click", () => { say(""); show("enroll"); });
   $("to-signin").addEventListener("click", () => { say(""); show("signin"); });
 
+  // Signed in: on to the key file, unless the practice requires a second factor not yet set up.
+  function signedIn(me) {
+    if (me.browser_token) localStorage.setItem(BROWSER_TOKEN, me.browser_token);
+    account = me;
+    say("");
+    if (me.second_factor_required && !me.second_factor) {
+      showAccount(T("account.2fa-required"));
+      return;
+    }
+    show("unlock");
+  }
+
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
@@ -541,14 +557,120 @@
         headers: known ? { "x-kluis-browser": known } : {},
       });
       const me = await res.json();
-      if (me.browser_token) localStorage.setItem(BROWSER_TOKEN, me.browser_token);
       f.reset();
-      say("");
-      show("unlock");
+      if (me.second_step) { say(""); show("signin-code"); return; } // the password was right
+      signedIn(me);
     } catch (e) {
       f.password.value = "";
       say(T("app.error") + e.message);
     }
+  });
+
+  $("signin-code-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const me = await api("POST", "/api/sign-in/second-factor", { code: f.code.value });
+      f.reset();
+      signedIn(me);
+    } catch (e) {
+      f.reset();
+      say(T("app.error") + e.message);
+      // A ticket that ended (too many codes, or five minutes) needs the password again.
+      if (e.status === 401 && /password first/.test(e.message)) show("signin");
+    }
+  });
+
+  // ---- account and security: the second factor ------------------------------------------
+
+  async function showAccount(message) {
+    try {
+      account = await api("GET", "/api/me");
+    } catch (e) { say(T("app.error") + e.message); return; }
+    const on = account.second_factor;
+    $("account-2fa-state").textContent = T(on ? "account.2fa-on" : "account.2fa-off");
+    $("totp-begin").hidden = on;
+    $("recovery-form").hidden = !on;
+    $("totp-setup").hidden = true;
+    $("recovery").hidden = true;
+    say(message || "");
+    show("account");
+  }
+
+  function showCodes(codes) {
+    $("recovery-list").replaceChildren(...codes.map((c) => el("li", {}, c)));
+    $("recovery").hidden = false;
+    $("recovery-done").focus();
+  }
+
+  $("totp-begin").addEventListener("click", async () => {
+    try {
+      const setup = await api("POST", "/api/account/totp");
+      $("totp-secret").textContent = setup.secret;
+      $("totp-qr").src = `/api/account/totp/qr.svg?at=${Date.now()}`;
+      $("totp-qr").alt = T("account.totp-scan");
+      $("totp-setup").hidden = false;
+      $("totp-begin").hidden = true;
+      $("totp-confirm-code").focus();
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  $("totp-confirm-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const res = await api("POST", "/api/account/totp/confirm", { code: f.code.value });
+      f.reset();
+      $("totp-setup").hidden = true;
+      $("totp-secret").textContent = "";
+      $("totp-qr").removeAttribute("src");
+      account.second_factor = true;
+      $("account-2fa-state").textContent = T("account.2fa-on");
+      say(T("account.totp-on"));
+      showCodes(res.recovery_codes);
+    } catch (e) { f.reset(); say(T("app.error") + e.message); }
+  });
+
+  $("recovery-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const res = await api("POST", "/api/account/recovery-codes", { code: f.code.value });
+      f.reset();
+      showCodes(res.recovery_codes);
+    } catch (e) { f.reset(); say(T("app.error") + e.message); }
+  });
+
+  $("recovery-done").addEventListener("click", () => {
+    $("recovery-list").replaceChildren();
+    showAccount();
+  });
+
+  function back() { say(""); show(vault ? "vault" : "unlock"); }
+  $("account-back").addEventListener("click", back);
+  $("practice-back").addEventListener("click", back);
+  $("to-account").addEventListener("click", () => showAccount());
+
+  // ---- practice settings (admins) ----------------------------------------------------------
+
+  let policy = null;
+  $("to-practice").addEventListener("click", async () => {
+    try {
+      policy = await api("GET", "/api/practice/policy");
+      $("policy-idle").value = policy.idle_minutes;
+      $("policy-2fa").checked = policy.second_factor_required;
+      say("");
+      show("practice");
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  $("policy-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const next = { ...policy, idle_minutes: Number($("policy-idle").value), second_factor_required: $("policy-2fa").checked };
+      policy = await api("PUT", "/api/practice/policy", next);
+      say(T("practice.saved"));
+    } catch (e) { say(T("app.error") + e.message); }
   });
 
   $("enroll-form").addEventListener("submit", async (ev) => {
@@ -557,10 +679,9 @@
     try {
       const body = { code: f.code.value, password: f.password.value, email: f.email.value };
       if (f.mobile.value.trim()) body.mobile = f.mobile.value;
-      await api("POST", "/api/enroll", body);
+      const me = await api("POST", "/api/enroll", body);
       f.reset();
-      say("");
-      show("unlock");
+      signedIn(me);
     } catch (e) {
       say(T("app.error") + e.message);
     }
@@ -591,6 +712,8 @@
     const gen = generation;
     try {
       const me = await api("GET", "/api/me");
+      account = me;
+      if (me.second_factor_required && !me.second_factor) throw new Error(T("account.2fa-required"));
       idleMs = (me.idle_minutes || 15) * 60 * 1000;
       lastActivity = Date.now();
       // The key file is registered on first use; later unlocks must present the same one.
@@ -645,6 +768,7 @@
 
   $("signout").addEventListener("click", async () => {
     lock();
+    account = null;
     try { await api("POST", "/api/sign-out"); } catch (_) { /* signed out either way */ }
     say(T("app.signed-out"));
     show("signin");
@@ -660,8 +784,7 @@
       return;
     }
     try {
-      await api("GET", "/api/me");
-      show("unlock");
+      signedIn(await api("GET", "/api/me"));
     } catch (_) {
       show("signin");
     }

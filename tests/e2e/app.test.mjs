@@ -61,11 +61,35 @@ function startServer() {
 }
 
 // The steps a user takes, as the tests repeat them.
+// All the tests' requests come from one address, whose sign-in attempts the server throttles
+// (30 a minute after a burst of 10): like a user, a step that is told to wait waits and tries
+// again.
+async function untilNotThrottled(page, path, step) {
+  for (let attempt = 0; ; attempt++) {
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === path && r.request().method() === "POST"),
+      step(),
+    ]);
+    if (res.status() !== 429 || attempt === 10) return res;
+    await new Promise((r) => setTimeout(r, Number(res.headers()["retry-after"] || 2) * 1000 + 100));
+  }
+}
+
 async function signIn(page, username = "admin") {
   const signin = page.locator("#signin");
-  await signin.getByLabel("Username").fill(username);
-  await signin.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await untilNotThrottled(page, "/api/sign-in", async () => {
+    await signin.getByLabel("Username").fill(username);
+    await signin.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+  });
+}
+
+// The second step of a sign-in.
+async function typeCode(page, code) {
+  await untilNotThrottled(page, "/api/sign-in/second-factor", async () => {
+    await page.locator("#signin-code").getByLabel("Code from your authenticator app").fill(code);
+    await page.getByRole("button", { name: "Confirm" }).click();
+  });
 }
 
 async function enrollWith(page, enrollmentCode, email) {
@@ -527,5 +551,92 @@ test("a practitioner without a key file creates one in the browser, and kluis-ke
   await unlockWith(page, saved);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), shown);
+  await context.close();
+});
+
+// The code an authenticator app would show `steps` 30-second steps from now (oathtool, an
+// implementation independent of kluis).
+function totp(secret, steps = 0) {
+  const at = Math.floor(Date.now() / 1000) + steps * 30;
+  return execFileSync("oathtool", ["--totp", "-b", secret, "-N", `@${at}`], { encoding: "utf8" }).trim();
+}
+
+test("two-step sign-in: an authenticator set up from the page, asked at sign-in, and a recovery code for a lost phone", async () => {
+  const invited = execFileSync(bin("kluis-server"), ["user", "invite", "dora", "--practice", "My practice",
+    "--role", "practitioner", "--data", join(dir, "data")], { encoding: "utf8" });
+  const doraCode = invited.match(/enrollment code:\s+(\S+)/)[1];
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await page.goto(url);
+  await enrollWith(page, doraCode, "dora@example.org");
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  // Account and security: set up the app. The QR code is an image the app can scan; the test
+  // types the key shown beside it, as a user without a camera would.
+  await page.getByRole("button", { name: "Account and security" }).click();
+  await page.getByRole("heading", { name: "Account and security" }).waitFor();
+  assert.match(await page.locator("#account-2fa-state").textContent(), /off/);
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.locator("#totp-setup").waitFor();
+  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  assert.match(secret, /^[A-Z2-7]{32}$/);
+  await page.waitForFunction(() => document.getElementById("totp-qr").complete && document.getElementById("totp-qr").naturalWidth > 0);
+  await page.locator("#totp-confirm-code").fill("000000" === totp(secret) ? "000001" : "000000");
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await page.getByText(/that code is not right/).waitFor();
+  await page.locator("#totp-confirm-code").fill(totp(secret));
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await page.getByRole("heading", { name: "Your recovery codes" }).waitFor();
+  const codes = await page.locator("#recovery-list li").allTextContents();
+  assert.equal(codes.length, 10);
+  await page.getByRole("button", { name: "I have kept these codes" }).click();
+  assert.match(await page.locator("#account-2fa-state").textContent(), /is on/);
+  // Sign out; signing in now takes the password and then a code.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, "dora");
+  await page.getByRole("heading", { name: "Your code" }).waitFor();
+  await typeCode(page, "12345");
+  await page.getByText(/wrong username, password or code/).waitFor();
+  // The code of the set-up's step is spent; the app's next one (one step ahead) is taken.
+  await typeCode(page, totp(secret, 1));
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  // Lost phone: a recovery code signs in once.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, "dora");
+  await page.getByRole("heading", { name: "Your code" }).waitFor();
+  await typeCode(page, codes[3]);
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, "dora");
+  await typeCode(page, codes[3]);
+  await page.getByText(/wrong username, password or code/).waitFor();
+  assert.ok(await page.locator("#unlock").isHidden());
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("a practice admin requires two-step sign-in, and a user without it is sent to set it up", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  await signIn(page, "admin");
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Practice settings" }).click();
+  await page.getByRole("heading", { name: "Practice settings" }).waitFor();
+  assert.equal(await page.getByLabel(/minutes without activity/).inputValue(), "15");
+  await page.getByLabel("Everyone in the practice must use two-step sign-in").check();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved.").waitFor();
+  // The admin has no second factor yet: the next sign-in goes to setting one up, and the vault
+  // stays out of reach until then.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, "admin");
+  await page.getByRole("heading", { name: "Account and security" }).waitFor();
+  assert.match(await page.locator("#status").textContent(), /requires two-step sign-in/);
+  await page.getByRole("button", { name: "Back" }).click();
+  await unlockWith(page, keyFile);
+  await page.getByText(/requires two-step sign-in/).waitFor();
+  assert.ok(await page.locator("#vault").isHidden());
   await context.close();
 });

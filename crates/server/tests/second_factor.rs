@@ -77,7 +77,7 @@ async fn set_up(s: &TestServer, token: &str) -> (String, Vec<String>) {
 async fn password_step(s: &TestServer, user: &str) -> String {
     let res = s.sign_in(user, PASSWORD).await;
     assert_eq!(res.status, 200);
-    assert_eq!(res.json(), serde_json::json!({"second_factor": "totp"}));
+    assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
     assert!(res.set_cookie("__Host-kluis-session").is_none(), "no session before the second factor");
     res.set_cookie("__Host-kluis-ticket").unwrap()
 }

@@ -160,12 +160,12 @@ pub async fn sign_in(
 
 /// The answer to a sign-in step: the session (and a known-browser token) on success; on a
 /// right password for an account with a second factor, the ticket cookie and
-/// `{"second_factor": "totp"}`; otherwise a problem.
+/// `{"second_step": "totp"}`; otherwise a problem.
 pub fn signed_in(state: &AppState, outcome: Outcome) -> Result<Response, ApiError> {
     match outcome {
         Outcome::SecondFactor { ticket } => Ok((
             [(header::SET_COOKIE, super::auth::ticket_cookie(ticket.expose()))],
-            Json(serde_json::json!({ "second_factor": "totp" })),
+            Json(serde_json::json!({ "second_step": "totp" })),
         )
             .into_response()),
         Outcome::Success { user, session, browser } => {
