@@ -42,6 +42,10 @@ pub const MAX_PRACTICE_NAME_CHARS: usize = 100;
 pub const MAX_EMAIL_BYTES: usize = 254;
 /// Longest User-Agent kept.
 pub const MAX_USER_AGENT_CHARS: usize = 200;
+/// Longest name of whoever checked a user's identity.
+pub const MAX_VERIFIER_CHARS: usize = 100;
+/// Sign-in log entries a user or an admin sees at most.
+pub const SIGN_IN_VIEW: usize = 200;
 
 /// What can go wrong with accounts.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +89,7 @@ pub struct Accounts {
     user_sessions: Tree,
     browsers: Tree,
     signins: Tree,
+    events: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
@@ -124,6 +129,7 @@ impl Accounts {
             user_sessions: db.open_tree("user_sessions")?,
             browsers: db.open_tree("browsers")?,
             signins: db.open_tree("signins")?,
+            events: db.open_tree("events")?,
             db,
             clock,
             hasher,
@@ -207,6 +213,21 @@ impl Accounts {
         self.practices.insert(id.0, to_json(&practice)?)?;
         self.flush().await?;
         Ok(practice)
+    }
+
+    /// Records a security event under its practice (zeros for the operator's staff).
+    fn record_event(&self, practice: Option<&Id>, event: &model::SecurityEvent) -> Result<(), AccountError> {
+        let prefix = practice.map_or([0; 16], |p| p.0);
+        let seq = self.db.generate_id()?;
+        let key = [&prefix[..], &event.at_ms.to_be_bytes(), &seq.to_be_bytes()].concat();
+        self.events.insert(key, to_json(event)?)?;
+        Ok(())
+    }
+
+    /// A practice's security events, newest first.
+    pub fn events(&self, practice: Option<&Id>, limit: usize) -> Result<Vec<model::SecurityEvent>, AccountError> {
+        let prefix = practice.map_or([0; 16], |p| p.0);
+        self.events.scan_prefix(prefix).values().rev().take(limit).map(|v| from_json(&v?)).collect()
     }
 
     /// A practice by name (any case or Unicode form).

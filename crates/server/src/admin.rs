@@ -62,6 +62,16 @@ pub enum OperatorCommand {
         /// The username.
         username: String,
     },
+    /// Removes a user's second factor after their identity was checked (a practice whose only
+    /// admin lost theirs); recorded as a security event.
+    UserResetSecondFactor {
+        /// The username.
+        username: String,
+        /// Who checked the user's identity.
+        verified_by: String,
+        /// How (`in-person`, `video-call`, `phone-callback`, `other`).
+        evidence: crate::accounts::model::Evidence,
+    },
 }
 
 /// The answer on the socket.
@@ -98,6 +108,14 @@ pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, Accou
         OperatorCommand::UserUnlock { username } => {
             accounts.unlock(username)?;
             return Ok(Done::Message(format!("{username}: failed sign-in counts cleared")));
+        }
+        OperatorCommand::UserResetSecondFactor { username, verified_by, evidence } => {
+            let user = accounts.user_by_name(username)?.ok_or(AccountError::NotFound)?;
+            accounts.reset_second_factor(&user.id, "operator", verified_by, *evidence)?;
+            return Ok(Done::Message(format!(
+                "{username}: second factor removed and sessions ended; they set up a new one at their next sign-in \
+                 (recorded, with who checked their identity and how)"
+            )));
         }
     };
     e.map(Done::Enrollment)

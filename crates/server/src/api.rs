@@ -30,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sign-out"),
     ("GET", "/api/me"),
     ("GET", "/api/sessions"),
+    ("GET", "/api/sign-ins"),
     ("DELETE", "/api/sessions/{id}"),
     ("POST", "/api/account/totp"),
     ("GET", "/api/account/totp/qr.svg"),
@@ -37,6 +38,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/account/recovery-codes"),
     ("GET", "/api/practice/users"),
     ("POST", "/api/practice/invitations"),
+    ("GET", "/api/practice/sign-ins"),
+    ("GET", "/api/practice/events"),
+    ("POST", "/api/practice/users/{username}/second-factor-reset"),
     ("GET", "/api/practice/policy"),
     ("PUT", "/api/practice/policy"),
     ("POST", "/api/vault-key"),
@@ -70,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sign-out", post(account::sign_out).layer(json))
         .route("/api/me", get(account::me))
         .route("/api/sessions", get(account::sessions))
+        .route("/api/sign-ins", get(account::my_sign_ins))
         .route("/api/sessions/{id}", delete(account::revoke_session))
         .route("/api/account/totp", post(second_factor::begin).layer(json))
         .route("/api/account/totp/qr.svg", get(second_factor::qr))
@@ -77,6 +82,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/account/recovery-codes", post(second_factor::regenerate).layer(json))
         .route("/api/practice/users", get(account::practice_users))
         .route("/api/practice/invitations", post(account::invite).layer(json))
+        .route("/api/practice/sign-ins", get(account::practice_sign_ins))
+        .route("/api/practice/events", get(account::practice_events))
+        .route("/api/practice/users/{username}/second-factor-reset", post(account::reset_second_factor).layer(json))
         .route("/api/practice/policy", get(account::policy).put(account::set_policy).layer(json))
         .route("/api/vault-key", post(account::register_vault_key).layer(json))
         .route("/api/vaults/{kind}", post(vaults::create).layer(DefaultBodyLimit::max(MAX_GENESIS_BYTES)))

@@ -92,6 +92,22 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Remove a user's second factor after checking their identity (they lost their phone and
+    /// their recovery codes); recorded with who checked and how.
+    #[command(name = "reset-2fa")]
+    ResetSecondFactor {
+        /// The username.
+        username: String,
+        /// Who checked the user's identity (a name).
+        #[arg(long = "verified-by", value_name = "NAME")]
+        verified_by: String,
+        /// How: in-person, video-call, phone-callback or other (the kind only, never the evidence).
+        #[arg(long, value_name = "KIND")]
+        evidence: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// A fresh enrollment code for a user who has not enrolled yet (earlier codes stop working).
     Code {
         /// The username.

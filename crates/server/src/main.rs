@@ -250,6 +250,11 @@ fn run() -> Result<()> {
         }
         Command::User(UserCommand::Code { username, data }) => (data, OperatorCommand::UserCode { username }),
         Command::User(UserCommand::Unlock { username, data }) => (data, OperatorCommand::UserUnlock { username }),
+        Command::User(UserCommand::ResetSecondFactor { username, verified_by, evidence, data }) => {
+            let evidence = kluis_server::accounts::model::Evidence::parse(&evidence)
+                .context("--evidence is in-person, video-call, phone-callback or other")?;
+            (data, OperatorCommand::UserResetSecondFactor { username, verified_by, evidence })
+        }
         Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
     };
     match runtime.block_on(operator(&data.data, &cmd))? {

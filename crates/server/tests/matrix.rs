@@ -28,7 +28,8 @@ use server::{Call, PASSWORD, TestServer};
 const SUBJECTS: [&str; 8] = ["anon", "A", "B", "admin", "support", "other", "expired", "signedout"];
 
 /// `route owner | expected status per subject`. Owners: `A` (practitioner A's vault or session),
-/// `B` (practitioner B's, same practice), `none` (nobody's), `-` (no object).
+/// `B` (practitioner B's, same practice), `C` (practitioner carl of the same practice, whose
+/// account admins act on), `none` (nobody's), `-` (no object).
 /// A is admin and practitioner of practice P; B a practitioner of P; `admin` only an admin of
 /// P; `support` the operator's support staff; `other` admin and practitioner of practice Q;
 /// `expired` is A's session after the idle timeout; `signedout` A's session after sign-out.
@@ -64,6 +65,10 @@ POST /api/account/totp                    -      401  201 201 201   201     201 
 GET /api/account/totp/qr.svg              -      401  200 200 200   200     200   401     401
 POST /api/account/totp/confirm            -      401  400 400 400   400     400   401     401
 POST /api/account/recovery-codes          -      401  400 400 400   400     400   401     401
+GET /api/sign-ins                         -      401  200 200 200   200     200   401     401
+GET /api/practice/sign-ins                -      401  200 403 200   403     200   401     401
+GET /api/practice/events                  -      401  200 403 200   403     200   401     401
+POST /api/practice/users/{username}/second-factor-reset C 401 204 403 204 403   404   401     401
 GET /api/practice/policy                  -      401  200 403 200   403     200   401     401
 PUT /api/practice/policy                  -      401  200 403 200   403     200   401     401
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
@@ -118,6 +123,7 @@ async fn every_endpoint_every_subject_every_owner() {
     assert_eq!(s.call(Call::post("/api/sign-out").session(&signed_out)).await.status, 204);
     let a = s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
     let b = s.member("P", "bram", &[Role::Practitioner]).await;
+    s.member("P", "carl", &[Role::Practitioner]).await;
     let admin = s.member("P", "dirk", &[Role::Admin]).await;
     let support = s.support("sam").await;
     let other = s.practice("Q", "olga").await;
@@ -155,8 +161,14 @@ async fn every_endpoint_every_subject_every_owner() {
         let (keys, rec, spare) = match owner {
             "A" => (Some(&ka), ra, spare_a.clone()),
             "B" => (Some(&kb), rb, spare_b.clone()),
-            "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
+            "C" | "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
             _ => panic!("owner {owner}"),
+        };
+        let username = match owner {
+            "A" => "anna",
+            "B" => "bram",
+            "C" => "carl",
+            _ => "nobody",
         };
         let keys = keys.unwrap();
         let vault = hex::encode(keys.id.to_bytes());
@@ -166,13 +178,17 @@ async fn every_endpoint_every_subject_every_owner() {
                 .replace("{id}", &spare)
                 .replace("{vault}", &vault)
                 .replace("{record}", &hex::encode(rec.to_bytes()))
-                .replace("{kind}", "identities");
+                .replace("{kind}", "identities")
+                .replace("{username}", username);
             let mut call = Call::new(Method::from_bytes(method.as_bytes()).unwrap(), &path);
             call = match (method, route) {
                 ("POST", "/api/enroll") => call.json(serde_json::json!({"code": "0000-0000-0000-0000-0000", "password": PASSWORD, "email": "x@example.org"})),
                 ("POST", "/api/sign-in") => call.json(serde_json::json!({"username": format!("nobody{n}"), "password": PASSWORD})),
                 ("POST", "/api/sign-in/second-factor" | "/api/account/totp/confirm" | "/api/account/recovery-codes") => {
                     call.json(serde_json::json!({"code": "not-a-code"}))
+                }
+                ("POST", "/api/practice/users/{username}/second-factor-reset") => {
+                    call.json(serde_json::json!({"verified_by": "Matrix", "evidence": "in-person"}))
                 }
                 ("PUT", "/api/practice/policy") => call.json(serde_json::json!({
                     "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": false

@@ -122,4 +122,25 @@ async fn operator_commands_work_stopped_and_running() {
     accounts.enroll(&anna_new, password(), "anna@example.org", Some("+31 6 1234 5678")).await.unwrap();
     let sam = accounts.user_by_name("SAM").unwrap().unwrap();
     assert_eq!((sam.practice, sam.roles.clone()), (None, [Role::Support].into()));
+
+    // Bram sets up TOTP (with the key file the server made), then loses his phone and his
+    // recovery codes: the operator removes it, with a record of who checked and how.
+    let key = kluis_server::server_key::ServerKey::load_or_create(&data.join("server.key")).unwrap();
+    let accounts = accounts.with_server_key(key);
+    let setup = accounts.begin_totp(&bram.id).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let code = kluis_server::accounts::second_factor::code_at(&setup.secret, now).unwrap();
+    accounts.confirm_totp(&bram.id, &code).await.unwrap();
+    drop(accounts);
+    let (ok, _, err) =
+        kluis(&["user", "reset-2fa", "bram", "--verified-by", "Noor", "--evidence", "a passport"], &data);
+    assert!(!ok && err.contains("in-person, video-call"), "{err}");
+    let (ok, out, err) =
+        kluis(&["user", "reset-2fa", "bram", "--verified-by", "Noor", "--evidence", "in-person"], &data);
+    assert!(ok && out.contains("second factor removed"), "{err}");
+    let accounts = Accounts::open(&data.join("accounts"), Clock::System).unwrap();
+    assert!(accounts.user_by_name("bram").unwrap().unwrap().second_factor.is_none());
+    let events = accounts.events(bram.practice.as_ref(), 10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].by.as_str(), events[0].verified_by.as_str()), ("operator", "Noor"));
 }

@@ -254,3 +254,60 @@ async fn the_totp_secret_is_sealed_at_rest() {
     }
     assert!(seen > 0);
 }
+
+#[tokio::test]
+async fn an_admin_resets_a_lost_second_factor_with_a_record_of_who_checked_and_how() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let olga = s.practice("Q", "olga").await;
+    let (secret, _) = set_up(&s, &bram).await;
+    let reset = |who: &str, token: &str, body: serde_json::Value| {
+        s.call(Call::post(&format!("/api/practice/users/{who}/second-factor-reset")).session(token).json(body))
+    };
+    let ok = serde_json::json!({"verified_by": "Anna (front desk)", "evidence": "video-call"});
+    // Not by a user of another practice, not without a name, never the evidence itself.
+    assert_eq!(reset("bram", &olga, ok.clone()).await.status, 404);
+    assert_eq!(
+        reset("bram", &anna, serde_json::json!({"verified_by": " ", "evidence": "in-person"})).await.status,
+        400
+    );
+    let with_evidence = serde_json::json!({"verified_by": "Anna", "evidence": "in-person", "document": "NL123"});
+    assert_eq!(reset("bram", &anna, with_evidence).await.status, 400);
+    assert_eq!(reset("anna", &anna, ok.clone()).await.status, 403, "never one's own");
+    assert_eq!(reset("bram", &anna, ok).await.status, 204);
+    // Bram's sessions ended; his next sign-in asks no code, and he sets up a new factor.
+    assert_eq!(s.call(Call::get("/api/me").session(&bram)).await.status, 401);
+    let res = s.sign_in("bram", PASSWORD).await;
+    assert_eq!(res.json()["second_factor"], false);
+    let _ = secret;
+    // The practice's record names who did it, who checked and how.
+    let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
+    assert_eq!(
+        events,
+        serde_json::json!([{
+            "at_ms": s.clock.now(), "kind": "second-factor-reset", "username": "bram", "by": "admin:anna",
+            "verified_by": "Anna (front desk)", "evidence": "video-call"
+        }])
+    );
+    assert_eq!(s.call(Call::get("/api/practice/events").session(&olga)).await.json(), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn every_sign_in_attempt_is_in_the_users_history_and_the_admins_practice_view() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let (_secret, _) = set_up(&s, &bram).await;
+    assert_eq!(s.sign_in("bram", "a wrong password, long enough").await.status, 401);
+    let ticket = password_step(&s, "bram").await;
+    assert_eq!(second_step(&s, &ticket, "000000x").await.status, 401);
+    let mine = s.call(Call::get("/api/sign-ins").session(&bram)).await.json();
+    let results: Vec<&str> = mine.as_array().unwrap().iter().map(|e| e["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["failed", "second-factor", "failed"]);
+    assert!(mine.as_array().unwrap().iter().all(|e| e["username"] == "bram"));
+    // The admin sees the practice's attempts, anna's own enrollment sign-in aside.
+    let practice = s.call(Call::get("/api/practice/sign-ins").session(&anna)).await.json();
+    assert_eq!(practice.as_array().unwrap().len(), 3);
+    assert_eq!(s.call(Call::get("/api/practice/sign-ins").session(&bram)).await.status, 403);
+}

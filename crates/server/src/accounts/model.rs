@@ -294,6 +294,60 @@ pub struct SignIn {
     pub result: SignInResult,
 }
 
+/// What an identity check before a second-factor reset rested on: the kind only, never the
+/// evidence itself (no document numbers, no photographs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evidence {
+    /// Seen in person, with an identity document.
+    InPerson,
+    /// Seen on a video call, with an identity document.
+    VideoCall,
+    /// Called back on the number the practice already had.
+    PhoneCallback,
+    /// Another way, which the practice documents itself.
+    Other,
+}
+
+impl Evidence {
+    /// Parses `in-person`, `video-call`, `phone-callback` or `other`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "in-person" => Some(Evidence::InPerson),
+            "video-call" => Some(Evidence::VideoCall),
+            "phone-callback" => Some(Evidence::PhoneCallback),
+            "other" => Some(Evidence::Other),
+            _ => None,
+        }
+    }
+}
+
+/// What a security event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A user's second factor was removed, so that they set up a new one.
+    SecondFactorReset,
+}
+
+/// A security event: who did what to whose account, and on what grounds (FORMAT.md §9.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityEvent {
+    /// When.
+    pub at_ms: Millis,
+    /// What.
+    pub kind: EventKind,
+    /// Whose account.
+    pub user: Id,
+    /// Who did it: `admin:<username>` or `operator`.
+    pub by: String,
+    /// Who checked the user's identity (a name, as typed).
+    pub verified_by: String,
+    /// How.
+    pub evidence: Evidence,
+}
+
 /// A browser that signed in to an account before; the tree key is the hash of its token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

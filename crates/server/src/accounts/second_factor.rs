@@ -205,3 +205,38 @@ impl Accounts {
         Ok(codes)
     }
 }
+
+impl Accounts {
+    /// Removes a user's second factor after someone checked their identity (the user lost it
+    /// and their recovery codes): ends their sessions, so that the next sign-in sets up a new
+    /// one, and records who did it, who checked and how (never the evidence itself).
+    pub fn reset_second_factor(
+        &self,
+        user: &Id,
+        by: &str,
+        verified_by: &str,
+        evidence: super::model::Evidence,
+    ) -> Result<User, AccountError> {
+        let verified_by = verified_by.trim();
+        if verified_by.is_empty() || verified_by.chars().count() > super::MAX_VERIFIER_CHARS {
+            return Err(AccountError::Invalid("name who checked the user's identity (at most 100 characters)"));
+        }
+        let u = self.update_user(user, |u| {
+            u.second_factor = None;
+            u.pending_totp = None;
+        })?;
+        self.end_all_sessions(user)?;
+        let event = super::model::SecurityEvent {
+            at_ms: self.clock.now(),
+            kind: super::model::EventKind::SecondFactorReset,
+            user: u.id,
+            by: by.to_owned(),
+            verified_by: verified_by.to_owned(),
+            evidence,
+        };
+        self.record_event(u.practice.as_ref(), &event)?;
+        tracing::info!(user = %u.id, by, "second factor reset");
+        self.flush_blocking()?;
+        Ok(u)
+    }
+}

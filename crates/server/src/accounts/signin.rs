@@ -136,6 +136,22 @@ impl Accounts {
         self.signins.scan_prefix(prefix).values().rev().take(limit).map(|v| from_json(&v?)).collect()
     }
 
+    /// One user's own sign-in attempts, newest first.
+    pub fn sign_ins_of(&self, user: &User, limit: usize) -> Result<Vec<SignIn>, AccountError> {
+        let prefix = user.practice.map_or([0; 16], |p| p.0);
+        let mut out = Vec::new();
+        for v in self.signins.scan_prefix(prefix).values().rev() {
+            let entry: SignIn = from_json(&v?)?;
+            if entry.user == Some(user.id) {
+                out.push(entry);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Counts a failure up front if the gate is open; returns the gate.
     fn reserve_failure(&self, user: &User, known: bool) -> Result<Gate, AccountError> {
         let now = self.clock.now();

@@ -325,3 +325,122 @@ pub async fn set_policy(
     let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
     Ok(Json(state.accounts.set_policy(&practice, req).await?.policy))
 }
+
+/// A sign-in attempt as its user or their admin sees it.
+#[derive(Debug, Serialize)]
+pub struct SignInView {
+    at_ms: u64,
+    /// The account's username (none for an attempt that matched no account).
+    username: Option<String>,
+    ip: String,
+    user_agent: String,
+    known_browser: bool,
+    result: crate::accounts::model::SignInResult,
+}
+
+fn sign_in_views(state: &AppState, entries: Vec<crate::accounts::model::SignIn>) -> Result<Vec<SignInView>, ApiError> {
+    let mut names = std::collections::BTreeMap::new();
+    entries
+        .into_iter()
+        .map(|e| {
+            let username = match e.user {
+                Some(id) => match names.get(&id) {
+                    Some(n) => Some(String::clone(n)),
+                    None => {
+                        let n = state.accounts.user(&id)?.username;
+                        names.insert(id, n.clone());
+                        Some(n)
+                    }
+                },
+                None => None,
+            };
+            Ok(SignInView {
+                at_ms: e.at_ms,
+                username,
+                ip: e.ip,
+                user_agent: e.user_agent,
+                known_browser: e.known_browser,
+                result: e.result,
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/sign-ins`: the user's own sign-in history, newest first.
+pub async fn my_sign_ins(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<SignInView>>, ApiError> {
+    let entries = state.accounts.sign_ins_of(&signed.user, crate::accounts::SIGN_IN_VIEW)?;
+    Ok(Json(sign_in_views(&state, entries)?))
+}
+
+/// `GET /api/practice/sign-ins` (admins): every sign-in attempt on the practice's accounts.
+pub async fn practice_sign_ins(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Vec<SignInView>>, ApiError> {
+    require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let entries = state.accounts.sign_ins(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
+    Ok(Json(sign_in_views(&state, entries)?))
+}
+
+/// `GET /api/practice/events` (admins): the practice's security events, newest first.
+pub async fn practice_events(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let events = state.accounts.events(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
+    events
+        .into_iter()
+        .map(|e| {
+            let username = state.accounts.user(&e.user)?.username;
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("username".into(), username.into());
+                o.remove("user");
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()
+        .map(Json)
+}
+
+/// `POST /api/practice/users/{username}/second-factor-reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    verified_by: String,
+    evidence: crate::accounts::model::Evidence,
+}
+
+/// An admin removes the second factor of a user of their practice who lost it, after checking
+/// their identity (never their own: another admin or the operator does that).
+pub async fn reset_second_factor(
+    State(state): State<AppState>,
+    signed: Signed,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    req: Body<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    require(&signed, Role::Admin)?;
+    super::auth::require_ready(&state, &signed)?;
+    let Path(username) = username?;
+    let req = body(req)?;
+    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let target = state.accounts.user_by_name(&username)?.filter(|u| u.practice == Some(practice));
+    let target = target.ok_or_else(ApiError::not_found)?;
+    if target.id == signed.user.id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "an admin cannot reset their own second factor: ask another admin or the operator",
+        ));
+    }
+    let accounts = state.accounts.clone();
+    let by = format!("admin:{}", signed.user.username);
+    tokio::task::spawn_blocking(move || accounts.reset_second_factor(&target.id, &by, &req.verified_by, req.evidence))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    Ok(StatusCode::NO_CONTENT)
+}
