@@ -203,7 +203,6 @@
   $("restore-accept").addEventListener("click", () => restoreDecision?.(true));
   $("restore-refuse").addEventListener("click", () => restoreDecision?.(false));
 
-  const when = (ms) => new Date(ms).toLocaleString();
   function describe(which, rec, id) {
     if (!rec) return T("restore.record", { id: id.slice(0, 8) });
     if (which === "identities") return T("restore.client", { name: rec.name ?? "" });
@@ -595,6 +594,17 @@
     $("recovery").hidden = true;
     say(message || "");
     show("account");
+    try {
+      const history = await api("GET", "/api/sign-ins");
+      $("account-history").replaceChildren(...history.slice(0, 20).map((e) => el("li", {}, signInRow(e, false))));
+    } catch (_) { /* the history is extra */ }
+  }
+
+  const when = (ms) => new Date(ms).toLocaleString();
+  function signInRow(e, withUser) {
+    const vars = { when: when(e.at_ms), username: e.username ?? "?", result: T(`result.${e.result}`), ip: e.ip,
+      agent: `${e.user_agent.slice(0, 60)} (${T(e.known_browser ? "browser.known" : "browser.new")})` };
+    return T(withUser ? "signin.row-user" : "signin.row", vars);
   }
 
   function showCodes(codes) {
@@ -661,6 +671,28 @@
       $("policy-2fa").checked = policy.second_factor_required;
       say("");
       show("practice");
+      await showPracticeLogs();
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  async function showPracticeLogs() {
+    const [history, events] = await Promise.all([api("GET", "/api/practice/sign-ins"), api("GET", "/api/practice/events")]);
+    $("practice-history").replaceChildren(...history.slice(0, 50).map((e) => el("li", {}, signInRow(e, true))));
+    $("practice-events").replaceChildren(...events.map((e) => el("li", {}, T(`event.${e.kind}`, {
+      when: when(e.at_ms), username: e.username, by: e.by, verified_by: e.verified_by, evidence: T(`evidence.${e.evidence}`),
+    }))));
+  }
+
+  $("reset-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const username = f.elements.username.value.trim();
+    try {
+      await api("POST", `/api/practice/users/${encodeURIComponent(username)}/second-factor-reset`,
+        { verified_by: f.elements.verified_by.value, evidence: f.elements.evidence.value });
+      f.reset();
+      say(T("practice.reset-done", { username }));
+      await showPracticeLogs();
     } catch (e) { say(T("app.error") + e.message); }
   });
 

@@ -638,5 +638,35 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await unlockWith(page, keyFile);
   await page.getByText(/requires two-step sign-in/).waitFor();
   assert.ok(await page.locator("#vault").isHidden());
+  // The admin sets up an authenticator, and can then reset the two-step sign-in of dora, who
+  // lost her phone and her codes; the practice's record says who checked her identity and how.
+  await page.getByRole("button", { name: "Account and security" }).click();
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.locator("#totp-setup").waitFor();
+  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  await page.locator("#totp-confirm-code").fill(totp(secret));
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await page.getByRole("button", { name: "I have kept these codes" }).click();
+  await page.locator("#account-history li").first().waitFor();
+  assert.match(await page.locator("#account-history").textContent(), /signed in/);
+  await page.getByRole("button", { name: "Practice settings" }).click();
+  await page.getByRole("heading", { name: "Reset a user's two-step sign-in" }).waitFor();
+  await page.getByLabel("Username", { exact: true }).last().fill("dora");
+  await page.getByLabel("Who checked their identity").fill("Admin, at the front desk");
+  await page.getByLabel("How", { exact: true }).selectOption("in-person");
+  await page.getByRole("button", { name: "Reset two-step sign-in" }).click();
+  await page.getByText("Two-step sign-in was reset for dora").waitFor();
+  await page.locator("#practice-events li").first().waitFor();
+  assert.match(await page.locator("#practice-events").textContent(),
+    /two-step sign-in of dora reset by admin:admin; identity checked by Admin, at the front desk \(In person/);
+  assert.match(await page.locator("#practice-history").textContent(), /dora/);
+  // Dora's next sign-in asks no code and sends her to set up a new authenticator.
+  const other = await browser.newContext({ ignoreHTTPSErrors: true });
+  const dora = await other.newPage();
+  await dora.goto(url);
+  await signIn(dora, "dora");
+  await dora.getByRole("heading", { name: "Account and security" }).waitFor();
+  assert.match(await dora.locator("#status").textContent(), /requires two-step sign-in/);
+  await other.close();
   await context.close();
 });
