@@ -511,8 +511,16 @@
       try { await save(notes, [[id, { ...noteFromForm(f), draft: true }]]); } catch (_) { /* lock anyway */ }
     }
     noteDirty = false;
-    lock(T("app.idle-locked"));
-    show("unlock");
+    if (account?.hipaa_mode) {
+      // HIPAA mode: the session ends with the lock (the server ends it at the same idle time).
+      lock(T("app.idle-signed-out"));
+      account = null;
+      try { await api("POST", "/api/sign-out"); } catch (_) { /* ended either way */ }
+      show("signin");
+    } else {
+      lock(T("app.idle-locked"));
+      show("unlock");
+    }
     locking = false;
   }
 
@@ -669,6 +677,7 @@
       policy = await api("GET", "/api/practice/policy");
       $("policy-idle").value = policy.idle_minutes;
       $("policy-2fa").checked = policy.second_factor_required;
+      $("policy-hipaa").checked = policy.hipaa_mode;
       say("");
       show("practice");
       await showPracticeLogs();
@@ -699,7 +708,10 @@
   $("policy-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      const next = { ...policy, idle_minutes: Number($("policy-idle").value), second_factor_required: $("policy-2fa").checked };
+      const next = {
+        ...policy, idle_minutes: Number($("policy-idle").value),
+        second_factor_required: $("policy-2fa").checked, hipaa_mode: $("policy-hipaa").checked,
+      };
       policy = await api("PUT", "/api/practice/policy", next);
       say(T("practice.saved"));
     } catch (e) { say(T("app.error") + e.message); }

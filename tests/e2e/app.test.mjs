@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -19,7 +19,7 @@ const bin = (name) => join(root, "target", process.env.KLUIS_PROFILE || "debug",
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PASSWORD = "ochtendmist boven de polder";
 
-let dir, server, url, code, browser, keyFile, fingerprint, port;
+let dir, server, url, code, browser, keyFile, fingerprint, port, adminSecret;
 
 // A fixed port for the whole run, so the origin (and the browser's IndexedDB) survives restarts.
 function freePort() {
@@ -624,7 +624,7 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   await page.getByRole("button", { name: "Practice settings" }).click();
   await page.getByRole("heading", { name: "Practice settings" }).waitFor();
-  assert.equal(await page.getByLabel(/minutes without activity/).inputValue(), "15");
+  assert.equal(await page.locator("#policy-idle").inputValue(), "15");
   await page.getByLabel("Everyone in the practice must use two-step sign-in").check();
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByText("Settings saved.").waitFor();
@@ -644,6 +644,7 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await page.getByRole("button", { name: "Set up an authenticator app" }).click();
   await page.locator("#totp-setup").waitFor();
   const secret = (await page.locator("#totp-secret").textContent()).trim();
+  adminSecret = secret;
   await page.locator("#totp-confirm-code").fill(totp(secret));
   await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
   await page.getByRole("button", { name: "I have kept these codes" }).click();
@@ -668,5 +669,72 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await dora.getByRole("heading", { name: "Account and security" }).waitFor();
   assert.match(await dora.locator("#status").textContent(), /requires two-step sign-in/);
   await other.close();
+  await context.close();
+});
+
+test("HIPAA mode: every sign-in announced by e-mail, whose link ends that session on a click, and sign-out when idle", async () => {
+  // The admin (with the second factor set up in the test before) turns HIPAA mode on.
+  const adminContext = await browser.newContext({ ignoreHTTPSErrors: true });
+  const admin = await adminContext.newPage();
+  await admin.goto(url);
+  await signIn(admin, "admin");
+  await admin.getByRole("heading", { name: "Your code" }).waitFor();
+  await typeCode(admin, totp(adminSecret, 1));
+  await admin.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await admin.getByRole("button", { name: "Practice settings" }).click();
+  await admin.getByRole("heading", { name: "Practice settings" }).waitFor();
+  await admin.getByLabel(/HIPAA mode/).check();
+  await admin.getByRole("button", { name: "Save settings" }).click();
+  await admin.getByText("Settings saved.").waitFor();
+  await adminContext.close();
+
+  // Carla (key file with a passphrase, no second factor yet) is sent to set one up.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(url);
+  await signIn(page, "carla");
+  await page.getByRole("heading", { name: "Account and security" }).waitFor();
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.locator("#totp-setup").waitFor();
+  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  await page.locator("#totp-confirm-code").fill(totp(secret));
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await page.getByRole("button", { name: "I have kept these codes" }).click();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  const outbox = join(dir, "data", "outbox");
+  const before = new Set(existsSync(outbox) ? readdirSync(outbox) : []);
+  await signIn(page, "carla");
+  await typeCode(page, totp(secret, 1));
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await page.getByLabel("Key file", { exact: true }).setInputFiles(join(dir, "carla.kluis"));
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByLabel("Passphrase of the key file").fill("lantaarn wolkbreuk zevenhoek");
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+
+  // The notice of that sign-in is in the outbox (no relay in this test): to carla, with a link.
+  const fresh = readdirSync(outbox).filter((f) => !before.has(f)).map((f) => readFileSync(join(outbox, f), "utf8"));
+  const notice = fresh.find((m) => m.includes("To: carla@example.org") && m.includes("New sign-in"));
+  assert.ok(notice, `no notice among ${fresh.length} new messages`);
+  const text = notice.replace(/=\r?\n/g, "").replace(/=3D/g, "=");
+  const link = text.match(/https:\/\/\S+\/act\.html#not-me=[A-Za-z0-9_-]{22}/)[0];
+  assert.ok(link.startsWith(url), `${link} is not on ${url}`);
+  // Opening the link changes nothing; the click ends the session.
+  const other = await browser.newContext({ ignoreHTTPSErrors: true });
+  const act = await other.newPage();
+  await act.goto(link);
+  assert.equal(new URL(act.url()).hash, "", "the token leaves the address bar");
+  assert.equal((await context.request.get(`${url}api/me`)).status(), 200);
+  await act.getByRole("button", { name: "End that session" }).click();
+  await act.getByText("That session has ended.").waitFor();
+  assert.equal((await context.request.get(`${url}api/me`)).status(), 401);
+  await other.close();
+
+  // Idle in HIPAA mode: the app locks, wipes its keys and signs out.
+  await page.clock.fastForward("15:30");
+  await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+  assert.match(await page.locator("#status").textContent(), /Signed out after a while without activity/);
+  assert.equal(await page.locator("#vault-fingerprint").textContent(), "");
   await context.close();
 });

@@ -13,6 +13,7 @@ pub mod username;
 
 pub mod second_factor;
 
+mod notices;
 mod operator;
 mod session;
 mod signin;
@@ -90,10 +91,12 @@ pub struct Accounts {
     browsers: Tree,
     signins: Tree,
     events: Tree,
+    not_me: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
     server_key: Option<std::sync::Arc<crate::server_key::ServerKey>>,
+    mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     tickets: std::sync::Arc<signin::Tickets>,
 }
 
@@ -130,11 +133,13 @@ impl Accounts {
             browsers: db.open_tree("browsers")?,
             signins: db.open_tree("signins")?,
             events: db.open_tree("events")?,
+            not_me: db.open_tree("not_me")?,
             db,
             clock,
             hasher,
             throttle: std::sync::Arc::default(),
             server_key: None,
+            mailer: None,
             tickets: std::sync::Arc::default(),
         })
     }

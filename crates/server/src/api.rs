@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sign-in"),
     ("POST", "/api/sign-in/second-factor"),
     ("POST", "/api/sign-out"),
+    ("POST", "/api/not-me"),
     ("GET", "/api/me"),
     ("GET", "/api/sessions"),
     ("GET", "/api/sign-ins"),
@@ -72,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sign-in", post(account::sign_in).layer(json))
         .route("/api/sign-in/second-factor", post(second_factor::second_step).layer(json))
         .route("/api/sign-out", post(account::sign_out).layer(json))
+        .route("/api/not-me", post(account::not_me).layer(json))
         .route("/api/me", get(account::me))
         .route("/api/sessions", get(account::sessions))
         .route("/api/sign-ins", get(account::my_sign_ins))

@@ -160,6 +160,21 @@ pub struct Serve {
     /// with mode 0600 on first run (default: DATA/server.key).
     #[arg(long = "server-key", env = "KLUIS_SERVER_KEY", value_name = "FILE")]
     pub server_key: Option<PathBuf>,
+    /// Where mail goes: an SMTP relay (`smtp://host:587?tls=required`,
+    /// `smtps://user:password@host`). Without it, messages are written to DATA/outbox.
+    #[arg(long, env = "KLUIS_SMTP", value_name = "URL", hide_env_values = true)]
+    pub smtp: Option<String>,
+    /// The sender of mail.
+    #[arg(
+        long = "mail-from",
+        env = "KLUIS_MAIL_FROM",
+        default_value = "kluis <kluis@localhost>",
+        value_name = "ADDRESS"
+    )]
+    pub mail_from: String,
+    /// The address users open, for links in mail (default: https:// and the listen address).
+    #[arg(long = "public-url", env = "KLUIS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 impl Serve {
@@ -170,6 +185,16 @@ impl Serve {
                 .ok()
                 .and_then(|exe| exe.parent().and_then(Path::parent).map(|target| target.join("web")))
                 .unwrap_or_else(|| PathBuf::from("target/web"))
+        })
+    }
+
+    /// The address links in mail point to.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            // As the start-up message names it: the development certificate is for localhost.
+            let host =
+                if self.listen.ip().is_loopback() { "localhost".to_owned() } else { self.listen.ip().to_string() };
+            format!("https://{host}:{}/", self.listen.port())
         })
     }
 

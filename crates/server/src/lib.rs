@@ -10,6 +10,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod mail;
 pub mod server_key;
 pub mod store;
 pub mod tls;

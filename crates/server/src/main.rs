@@ -66,9 +66,14 @@ async fn serve(opts: Serve) -> Result<()> {
     let notes = Store::open(&opts.notes_dir()).context("opening the notes store")?;
     let identities = Store::open(&opts.identities_dir()).context("opening the identities store")?;
     let server_key = kluis_server::server_key::ServerKey::load_or_create(&opts.server_key_file())?;
+    let mailer = match &opts.smtp {
+        Some(url) => kluis_server::mail::Mailer::smtp(url, &opts.mail_from, &opts.public_url())?,
+        None => kluis_server::mail::Mailer::outbox(opts.data.join("outbox"), &opts.mail_from, &opts.public_url())?,
+    };
     let accounts = Accounts::open(&opts.accounts_dir(), Clock::System)
         .context("opening the accounts store")?
-        .with_server_key(server_key);
+        .with_server_key(server_key)
+        .with_mailer(mailer);
     let first_run = first_run_enrollment(&accounts)?;
     let socket = admin::socket_path(&opts.data);
     let admin_listener =
@@ -169,7 +174,11 @@ async fn serve(opts: Serve) -> Result<()> {
             loop {
                 every.tick().await;
                 let a = accounts.clone();
-                match tokio::task::spawn_blocking(move || a.purge_expired()).await {
+                match tokio::task::spawn_blocking(move || {
+                    Ok::<_, kluis_server::accounts::AccountError>(a.purge_expired()? + a.purge_not_me()?)
+                })
+                .await
+                {
                     Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "purging expired sessions failed"),
                     _ => {}

@@ -71,6 +71,7 @@ GET /api/practice/events                  -      401  200 403 200   403     200 
 POST /api/practice/users/{username}/second-factor-reset C 401 204 403 204 403   404   401     401
 GET /api/practice/policy                  -      401  200 403 200   403     200   401     401
 PUT /api/practice/policy                  -      401  200 403 200   403     200   401     401
+POST /api/not-me                          -      400  400 400 400   400     400   400     400
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
 ";
 
@@ -190,6 +191,7 @@ async fn every_endpoint_every_subject_every_owner() {
                 ("POST", "/api/practice/users/{username}/second-factor-reset") => {
                     call.json(serde_json::json!({"verified_by": "Matrix", "evidence": "in-person"}))
                 }
+                ("POST", "/api/not-me") => call.json(serde_json::json!({"token": "AAAAAAAAAAAAAAAAAAAAAA"})),
                 ("PUT", "/api/practice/policy") => call.json(serde_json::json!({
                     "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": false
                 })),

@@ -81,9 +81,16 @@ pub struct Policy {
     pub absolute_hours: u32,
     /// Shortest password (NIST SP 800-63B-4: 15 without a second factor, 8 with one).
     pub min_password_chars: u32,
-    /// Whether every user must have a second factor (the second-factor issue enforces it).
+    /// Whether every user must have a second factor.
     pub second_factor_required: bool,
+    /// HIPAA mode: a second factor for everyone, an idle time of at most 30 minutes (after which
+    /// the app signs out and wipes its keys), and a notice of every sign-in.
+    #[serde(default)]
+    pub hipaa_mode: bool,
 }
+
+/// The longest idle time in HIPAA mode, minutes.
+pub const HIPAA_MAX_IDLE_MINUTES: u32 = 30;
 
 /// Idle timeout by default, minutes (security-anchors §2.4: clinical workstations).
 pub const DEFAULT_IDLE_MINUTES: u32 = 15;
@@ -109,7 +116,15 @@ impl Policy {
         if self.min_password_chars > MAX_MIN_PASSWORD_CHARS {
             return Err(Invalid("a minimum password length is at most 64"));
         }
+        if self.hipaa_mode && self.idle_minutes > HIPAA_MAX_IDLE_MINUTES {
+            return Err(Invalid("in HIPAA mode the idle time is at most 30 minutes"));
+        }
         Ok(())
+    }
+
+    /// Whether users need a second factor (asked for, or implied by HIPAA mode).
+    pub fn requires_second_factor(&self) -> bool {
+        self.second_factor_required || self.hipaa_mode
     }
 }
 
@@ -120,6 +135,7 @@ impl Default for Policy {
             absolute_hours: DEFAULT_ABSOLUTE_HOURS,
             min_password_chars: 0,
             second_factor_required: false,
+            hipaa_mode: false,
         }
     }
 }
@@ -328,6 +344,20 @@ impl Evidence {
 pub enum EventKind {
     /// A user's second factor was removed, so that they set up a new one.
     SecondFactorReset,
+    /// A session was ended from the "this was not me" link of a sign-in notice.
+    SessionEndedByLink,
+}
+
+/// A "this was not me" link of a sign-in notice; the tree key is the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotMe {
+    /// Whose session.
+    pub user: Id,
+    /// The session's public handle.
+    pub session: String,
+    /// When the link stops working: when the session would have ended on its own.
+    pub expires_ms: Millis,
 }
 
 /// A security event: who did what to whose account, and on what grounds (FORMAT.md §9.2).

@@ -185,7 +185,7 @@ impl Accounts {
         if let Some(n) = &practice_name {
             context.extend(n.split_whitespace());
         }
-        password.check_new(min_chars(policy.second_factor_required, policy.min_password_chars), &context)?;
+        password.check_new(min_chars(policy.requires_second_factor(), policy.min_password_chars), &context)?;
         let phc = self.hasher.hash(password).await?;
         user.password = Some(phc);
         user.email = Some(email.to_owned());

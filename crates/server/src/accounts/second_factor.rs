@@ -236,6 +236,7 @@ impl Accounts {
         };
         self.record_event(u.practice.as_ref(), &event)?;
         tracing::info!(user = %u.id, by, "second factor reset");
+        self.notice_second_factor_reset(&u, by);
         self.flush_blocking()?;
         Ok(u)
     }

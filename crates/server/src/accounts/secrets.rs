@@ -40,6 +40,8 @@ pub enum SecretKind {
     Recovery,
     /// The ticket of a sign-in waiting for its second factor (the same form as a token).
     Ticket,
+    /// The token of a "this was not me" link (the same form as a token).
+    NotMe,
 }
 
 impl SecretKind {
@@ -50,6 +52,7 @@ impl SecretKind {
             SecretKind::Code => b"kluis/v1/server/code",
             SecretKind::Recovery => b"kluis/v1/server/recovery-code",
             SecretKind::Ticket => b"kluis/v1/server/sign-in-ticket",
+            SecretKind::NotMe => b"kluis/v1/server/not-me",
         }
     }
 }
@@ -109,7 +112,7 @@ impl Secret {
 /// Codes are compared without their grouping and case, so `abcd efgh…` is accepted.
 pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
     let canonical = match kind {
-        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket => {
+        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket | SecretKind::NotMe => {
             let bytes = BASE64URL_NOPAD.decode(presented.as_bytes()).ok()?;
             if bytes.len() != TOKEN_BYTES {
                 return None;

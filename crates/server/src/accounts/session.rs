@@ -174,6 +174,15 @@ impl Accounts {
         self.flush().await
     }
 
+    /// Ends one session of a user, by its public handle.
+    pub(super) fn end_session_of(&self, user: &Id, session_id: &str) -> Result<(), AccountError> {
+        if let Some(key) = self.user_sessions.get(index_key(user, session_id))? {
+            self.sessions.remove(&key)?;
+        }
+        self.user_sessions.remove(index_key(user, session_id))?;
+        Ok(())
+    }
+
     /// Ends every session of a user (disabling an account, a password change).
     pub fn end_all_sessions(&self, user: &Id) -> Result<usize, AccountError> {
         let mut n = 0;

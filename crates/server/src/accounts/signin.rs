@@ -267,7 +267,14 @@ impl Accounts {
         if let Some(old) = old_session {
             self.end_presented_session(old)?;
         }
-        let (session, _) = self.start_session(&user, a.user_agent)?;
+        let (session, record) = self.start_session(&user, a.user_agent)?;
+        let hipaa = match user.practice {
+            Some(p) => self.practice(&p)?.policy.hipaa_mode,
+            None => false,
+        };
+        if hipaa {
+            self.notice_sign_in(&user, &record, &a.ip.to_string())?;
+        }
         let browser = if known {
             None
         } else {

@@ -47,6 +47,8 @@ pub struct Me {
     /// Whether the practice requires one: without it, the app sends the user to set one up, and
     /// the server refuses vaults and practice pages until then.
     second_factor_required: bool,
+    /// The practice's HIPAA mode: the app signs out (not only locks) after the idle time.
+    hipaa_mode: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,7 +61,8 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
     let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
     let idle_minutes =
         practice.as_ref().map_or(crate::accounts::model::DEFAULT_IDLE_MINUTES, |p| p.policy.idle_minutes);
-    let second_factor_required = practice.as_ref().is_some_and(|p| p.policy.second_factor_required);
+    let second_factor_required = practice.as_ref().is_some_and(|p| p.policy.requires_second_factor());
+    let hipaa_mode = practice.as_ref().is_some_and(|p| p.policy.hipaa_mode);
     let practice = practice.map(|p| p.name);
     let vault = |s: &crate::store::Store| -> Result<Option<String>, ApiError> {
         Ok(s.vault_of(&user.id.0)?.map(|v| hex::encode(v.to_bytes())))
@@ -74,6 +77,7 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
         second_factor: user.second_factor.is_some(),
         second_factor_required,
+        hipaa_mode,
     })
 }
 
@@ -443,4 +447,26 @@ pub async fn reset_second_factor(
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/not-me`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotMeRequest {
+    token: SecretField,
+}
+
+/// The "this was not me" link of a sign-in notice, used: ends the session it names. The link
+/// opens a page (`/act.html`, its token in the fragment), which posts here on a click, so a mail
+/// scanner that follows links changes nothing.
+pub async fn not_me(State(state): State<AppState>, req: Body<NotMeRequest>) -> Result<StatusCode, ApiError> {
+    let req = body(req)?;
+    if state.accounts.end_session_by_link(req.token.expose()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "this link is not valid: it was used, or that session has ended anyway",
+        ))
+    }
 }

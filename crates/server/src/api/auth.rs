@@ -74,7 +74,7 @@ pub fn require_ready(state: &AppState, signed: &Signed) -> Result<(), ApiError> 
         return Ok(());
     }
     let required = match signed.user.practice {
-        Some(p) => state.accounts.practice(&p)?.policy.second_factor_required,
+        Some(p) => state.accounts.practice(&p)?.policy.requires_second_factor(),
         None => false,
     };
     if required {

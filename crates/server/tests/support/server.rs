@@ -126,12 +126,30 @@ impl TestServer {
     }
 
     pub fn with_hasher(hasher: Hasher) -> Self {
+        Self::build(hasher, None)
+    }
+
+    /// A cheap server whose notices go to `mailer`.
+    pub fn with_mail(mailer: kluis_server::mail::Mailer) -> Self {
+        let params = HashParams {
+            m_kib: kluis_server::accounts::password::FLOOR_M_KIB,
+            t: kluis_server::accounts::password::FLOOR_T,
+            p: 1,
+        };
+        Self::build(Hasher::new(params, 2), Some(mailer))
+    }
+
+    fn build(hasher: Hasher, mailer: Option<kluis_server::mail::Mailer>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::manual(1_800_000_000_000);
+        let mut accounts = Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher)
+            .unwrap()
+            .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap());
+        if let Some(m) = mailer {
+            accounts = accounts.with_mailer(m);
+        }
         let state = AppState {
-            accounts: Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher)
-                .unwrap()
-                .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap()),
+            accounts,
             notes: Store::open(&dir.path().join("notes")).unwrap(),
             identities: Store::open(&dir.path().join("identities")).unwrap(),
             web: None,
