@@ -573,6 +573,16 @@
     }
   });
 
+  $("forgot-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      await api("POST", "/api/password-reset", { username: f.username.value });
+      f.reset();
+      say(T("forgot.sent"));
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
   $("signin-code-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;

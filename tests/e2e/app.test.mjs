@@ -75,11 +75,11 @@ async function untilNotThrottled(page, path, step) {
   }
 }
 
-async function signIn(page, username = "admin") {
-  const signin = page.locator("#signin");
+async function signIn(page, username = "admin", password = PASSWORD) {
+  const signin = page.locator("#signin-form");
   await untilNotThrottled(page, "/api/sign-in", async () => {
     await signin.getByLabel("Username").fill(username);
-    await signin.getByLabel("Password").fill(PASSWORD);
+    await signin.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign in" }).click();
   });
 }
@@ -736,5 +736,45 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
   assert.match(await page.locator("#status").textContent(), /Signed out after a while without activity/);
   assert.equal(await page.locator("#vault-fingerprint").textContent(), "");
+  await context.close();
+});
+
+test("a forgotten password: a link by e-mail, a new password on the page it opens, and sign-in with it", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  const outbox = join(dir, "data", "outbox");
+  const before = new Set(readdirSync(outbox));
+  await page.getByText("Forgot your password?").click();
+  await untilNotThrottled(page, "/api/password-reset", async () => {
+    await page.locator("#forgot-form").getByLabel("Username").fill("dora");
+    await page.getByRole("button", { name: "Send the link" }).click();
+  });
+  await page.getByText("If that account exists, a link is on its way").waitFor();
+  let mail;
+  for (let i = 0; i < 50 && !mail; i++) {
+    mail = readdirSync(outbox).filter((f) => !before.has(f)).map((f) => readFileSync(join(outbox, f), "utf8"))
+      .find((m) => m.includes("To: dora@example.org") && m.includes("Reset your kluis password"));
+    if (!mail) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(mail, "the reset mail");
+  const link = mail.replace(/=\r?\n/g, "").replace(/=3D/g, "=").match(/https:\/\/\S+\/act\.html#reset=[A-Za-z0-9_-]{22}/)[0];
+  const act = await context.newPage();
+  await act.goto(link);
+  await act.getByRole("heading", { name: "Choose a new password" }).waitFor();
+  const submit = (p) => untilNotThrottled(act, "/api/password-reset/complete", async () => {
+    await act.getByLabel("New password", { exact: true }).fill(p);
+    await act.getByRole("button", { name: "Set the new password" }).click();
+  });
+  await submit("password1234567");
+  await act.getByText(/That did not work/).waitFor();
+  const fresh = "zomerregen op het dak van dora";
+  await submit(fresh);
+  await act.getByText("Your new password is set").waitFor();
+  // The old password is refused; the new one signs in (HIPAA mode then asks for a second factor).
+  await signIn(page, "dora");
+  await page.getByText(/wrong username, password or code/).waitFor();
+  await signIn(page, "dora", fresh);
+  await page.getByRole("heading", { name: "Account and security" }).waitFor();
   await context.close();
 });

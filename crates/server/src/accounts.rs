@@ -15,6 +15,7 @@ pub mod second_factor;
 
 mod notices;
 mod operator;
+mod reset;
 mod session;
 mod signin;
 
@@ -32,6 +33,7 @@ use secrets::{Secret, SecretKind};
 use username::Username;
 
 pub use operator::Enrollment;
+pub use reset::RESET_LIFETIME_MS;
 pub use session::{SessionView, Signed};
 pub use signin::{Attempt, KNOWN_BROWSER_LIFETIME_MS, MAX_TICKET_TRIES, Outcome, SecondStep, TICKET_LIFETIME_MS};
 
@@ -92,6 +94,7 @@ pub struct Accounts {
     signins: Tree,
     events: Tree,
     not_me: Tree,
+    resets: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
@@ -134,6 +137,7 @@ impl Accounts {
             signins: db.open_tree("signins")?,
             events: db.open_tree("events")?,
             not_me: db.open_tree("not_me")?,
+            resets: db.open_tree("resets")?,
             db,
             clock,
             hasher,

@@ -29,6 +29,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sign-in/second-factor"),
     ("POST", "/api/sign-out"),
     ("POST", "/api/not-me"),
+    ("POST", "/api/password-reset"),
+    ("POST", "/api/password-reset/complete"),
     ("GET", "/api/me"),
     ("GET", "/api/sessions"),
     ("GET", "/api/sign-ins"),
@@ -74,6 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/sign-in/second-factor", post(second_factor::second_step).layer(json))
         .route("/api/sign-out", post(account::sign_out).layer(json))
         .route("/api/not-me", post(account::not_me).layer(json))
+        .route("/api/password-reset", post(account::ask_password_reset).layer(json))
+        .route("/api/password-reset/complete", post(account::complete_password_reset).layer(json))
         .route("/api/me", get(account::me))
         .route("/api/sessions", get(account::sessions))
         .route("/api/sign-ins", get(account::my_sign_ins))

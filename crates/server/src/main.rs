@@ -175,7 +175,9 @@ async fn serve(opts: Serve) -> Result<()> {
                 every.tick().await;
                 let a = accounts.clone();
                 match tokio::task::spawn_blocking(move || {
-                    Ok::<_, kluis_server::accounts::AccountError>(a.purge_expired()? + a.purge_not_me()?)
+                    Ok::<_, kluis_server::accounts::AccountError>(
+                        a.purge_expired()? + a.purge_not_me()? + a.purge_resets()?,
+                    )
                 })
                 .await
                 {

@@ -52,8 +52,12 @@ async fn totp(s: &TestServer, token: &str) -> String {
 
 /// Signs in with password and code (one step later than the last code used); the session.
 async fn sign_in(s: &TestServer, user: &str, secret: &str) -> String {
+    sign_in_with(s, user, PASSWORD, secret).await
+}
+
+async fn sign_in_with(s: &TestServer, user: &str, password: &str, secret: &str) -> String {
     s.clock.advance(TOTP_STEP_SECS * 1000);
-    let ticket = s.sign_in(user, PASSWORD).await.set_cookie("__Host-kluis-ticket").unwrap();
+    let ticket = s.sign_in(user, password).await.set_cookie("__Host-kluis-ticket").unwrap();
     let code = code_at(secret, s.clock.now() / 1000).unwrap();
     let res = s
         .call(
@@ -164,4 +168,56 @@ async fn without_a_relay_mail_goes_to_the_outbox_as_rfc_5322_files() {
     let bad = Mail { to: "not an address".into(), ..mail };
     assert!(mailer.send(&bad).await.is_err());
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn a_password_reset_link_works_once_for_an_hour_and_still_leaves_the_second_factor_to_ask() {
+    let sink = SmtpSink::start().await;
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let s = TestServer::with_mail(Mailer::smtp(&url, "kluis <kluis@kluis.test>", "https://kluis.test/").unwrap());
+    let anna = s.practice("P", "anna").await;
+    let secret = totp(&s, &anna).await;
+    let ask = |who: &str| s.call(Call::post("/api/password-reset").json(serde_json::json!({ "username": who })));
+    // An unknown username gets the same answer, and no mail.
+    assert_eq!(ask("nobody").await.status, 202);
+    assert_eq!(ask("anna").await.status, 202);
+    let mail = sink.wait_for(1).await.pop().unwrap();
+    assert_eq!(sink.received.lock().unwrap().len(), 1, "no mail for an unknown username");
+    assert!(mail.data.contains("Subject: Reset your kluis password"));
+    let text = mail.data.replace("=\n", "").replace("=3D", "=");
+    let at = text.find("https://kluis.test/act.html#reset=").unwrap() + "https://kluis.test/act.html#reset=".len();
+    let token: String =
+        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    let complete = |t: &str, p: &str| {
+        s.call(Call::post("/api/password-reset/complete").json(serde_json::json!({ "token": t, "password": p })))
+    };
+    // A password the policy refuses changes nothing and keeps the link.
+    assert_eq!(complete(&token, "password123").await.status, 400);
+    assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.status, 200);
+    let new_password = "een nieuw wachtwoord voor anna";
+    assert_eq!(complete(&token, new_password).await.status, 204);
+    assert_eq!(complete(&token, "nog een ander wachtwoord hier").await.status, 400, "once only");
+    assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.status, 401, "every session ended");
+    // The old password no longer signs in; the new one does, and the second factor is still asked.
+    assert_eq!(s.sign_in("anna", PASSWORD).await.status, 401);
+    let res = s.sign_in("anna", new_password).await;
+    assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
+    let all = sink.wait_for(2).await;
+    assert!(all[1].data.contains("Subject: Your kluis password was changed"));
+    // A link lapses after an hour, and a newer one replaces an older one.
+    assert_eq!(ask("anna").await.status, 202);
+    assert_eq!(ask("anna").await.status, 202);
+    let all = sink.wait_for(4).await;
+    let token_of = |m: &smtp::Received| {
+        let text = m.data.replace("=\n", "").replace("=3D", "=");
+        let at = text.find("#reset=").unwrap() + "#reset=".len();
+        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>()
+    };
+    let (older, newer) = (token_of(&all[2]), token_of(&all[3]));
+    assert_eq!(complete(&older, "weer een ander nieuw wachtwoord").await.status, 400, "replaced");
+    s.clock.advance(60 * 60 * 1000);
+    assert_eq!(complete(&newer, "weer een ander nieuw wachtwoord").await.status, 400, "lapsed");
+    let session = sign_in_with(&s, "anna", new_password, &secret).await;
+    let events = s.call(Call::get("/api/practice/events").session(&session)).await.json();
+    assert_eq!(events[0]["kind"], "password-reset");
 }

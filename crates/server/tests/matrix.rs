@@ -72,6 +72,8 @@ POST /api/practice/users/{username}/second-factor-reset C 401 204 403 204 403   
 GET /api/practice/policy                  -      401  200 403 200   403     200   401     401
 PUT /api/practice/policy                  -      401  200 403 200   403     200   401     401
 POST /api/not-me                          -      400  400 400 400   400     400   400     400
+POST /api/password-reset                  -      202  202 202 202   202     202   202     202
+POST /api/password-reset/complete         -      400  400 400 400   400     400   400     400
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
 ";
 
@@ -190,6 +192,10 @@ async fn every_endpoint_every_subject_every_owner() {
                 }
                 ("POST", "/api/practice/users/{username}/second-factor-reset") => {
                     call.json(serde_json::json!({"verified_by": "Matrix", "evidence": "in-person"}))
+                }
+                ("POST", "/api/password-reset") => call.json(serde_json::json!({"username": format!("nobody{n}")})),
+                ("POST", "/api/password-reset/complete") => {
+                    call.json(serde_json::json!({"token": "AAAAAAAAAAAAAAAAAAAAAA", "password": "a long enough new password"}))
                 }
                 ("POST", "/api/not-me") => call.json(serde_json::json!({"token": "AAAAAAAAAAAAAAAAAAAAAA"})),
                 ("PUT", "/api/practice/policy") => call.json(serde_json::json!({

@@ -346,6 +346,18 @@ pub enum EventKind {
     SecondFactorReset,
     /// A session was ended from the "this was not me" link of a sign-in notice.
     SessionEndedByLink,
+    /// The password was set anew with an e-mailed reset link.
+    PasswordReset,
+}
+
+/// A password reset link; the tree key is the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// Whose password.
+    pub user: Id,
+    /// When the link stops working.
+    pub expires_ms: Millis,
 }
 
 /// A "this was not me" link of a sign-in notice; the tree key is the hash of its token.

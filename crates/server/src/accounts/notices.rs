@@ -24,7 +24,7 @@ impl Accounts {
     }
 
     /// Sends `mail` in the background, if mail is set up and the user has an address.
-    fn notify(&self, user: &User, subject: &str, body: String) {
+    pub(super) fn notify(&self, user: &User, subject: &str, body: String) {
         let (Some(mailer), Some(to)) = (self.mailer.clone(), user.email.clone()) else { return };
         let mail = Mail { to, subject: subject.to_owned(), body };
         let user = user.id;

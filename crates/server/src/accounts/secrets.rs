@@ -42,6 +42,8 @@ pub enum SecretKind {
     Ticket,
     /// The token of a "this was not me" link (the same form as a token).
     NotMe,
+    /// The token of a password reset link (the same form as a token).
+    Reset,
 }
 
 impl SecretKind {
@@ -53,6 +55,7 @@ impl SecretKind {
             SecretKind::Recovery => b"kluis/v1/server/recovery-code",
             SecretKind::Ticket => b"kluis/v1/server/sign-in-ticket",
             SecretKind::NotMe => b"kluis/v1/server/not-me",
+            SecretKind::Reset => b"kluis/v1/server/password-reset",
         }
     }
 }
@@ -112,7 +115,7 @@ impl Secret {
 /// Codes are compared without their grouping and case, so `abcd efgh…` is accepted.
 pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
     let canonical = match kind {
-        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket | SecretKind::NotMe => {
+        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket | SecretKind::NotMe | SecretKind::Reset => {
             let bytes = BASE64URL_NOPAD.decode(presented.as_bytes()).ok()?;
             if bytes.len() != TOKEN_BYTES {
                 return None;

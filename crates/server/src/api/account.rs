@@ -470,3 +470,47 @@ pub async fn not_me(State(state): State<AppState>, req: Body<NotMeRequest>) -> R
         ))
     }
 }
+
+/// `POST /api/password-reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetAsk {
+    username: String,
+}
+
+/// Asks for a password reset link by e-mail. The answer is the same whether the account exists
+/// or not (202); throttled per address like a sign-in.
+pub async fn ask_password_reset(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: Body<ResetAsk>,
+) -> Result<StatusCode, ApiError> {
+    let req = body(req)?;
+    state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
+        ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
+    })?;
+    state.accounts.request_password_reset(&req.username).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /api/password-reset/complete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetComplete {
+    token: SecretField,
+    password: SecretField,
+}
+
+/// Sets a new password with the token of a reset link (from the page the link opens).
+pub async fn complete_password_reset(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: Body<ResetComplete>,
+) -> Result<StatusCode, ApiError> {
+    let req = body(req)?;
+    state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
+        ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
+    })?;
+    state.accounts.complete_password_reset(req.token.expose(), Password::new(req.password.expose())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
