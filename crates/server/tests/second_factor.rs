@@ -212,7 +212,8 @@ async fn a_practice_that_requires_a_second_factor_keeps_its_users_to_setting_one
     let s = TestServer::cheap();
     let anna = s.practice("P", "anna").await;
     let policy = serde_json::json!({
-        "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": true
+        "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": true,
+        "hipaa_mode": false
     });
     let res = s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(policy.clone())).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
