@@ -20,7 +20,7 @@ use crate::http::AppState;
 /// Takes a JSON body, turning its rejections into problems.
 pub type Body<T> = Result<Json<T>, JsonRejection>;
 
-fn body<T>(b: Body<T>) -> Result<T, ApiError> {
+pub(super) fn body<T>(b: Body<T>) -> Result<T, ApiError> {
     b.map(|Json(t)| t).map_err(ApiError::from)
 }
 
@@ -248,9 +248,7 @@ pub struct Member {
 
 /// `GET /api/practice/users` (admins): the practice's users.
 pub async fn practice_users(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<Member>>, ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     let users = state.accounts.practice_users(&practice)?;
     Ok(Json(users.into_iter().map(|u| Member { username: u.username, roles: u.roles, state: u.state }).collect()))
 }
@@ -269,10 +267,8 @@ pub async fn invite(
     signed: Signed,
     req: Body<InviteRequest>,
 ) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     let req = body(req)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
     let name = state.accounts.practice(&practice)?.name;
     let accounts = state.accounts.clone();
     let e = tokio::task::spawn_blocking(move || accounts.invite(&name, &req.username, req.roles))
@@ -311,9 +307,7 @@ pub async fn policy(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<crate::accounts::model::Policy>, ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     Ok(Json(state.accounts.practice(&practice)?.policy))
 }
 
@@ -323,10 +317,8 @@ pub async fn set_policy(
     signed: Signed,
     req: Body<crate::accounts::model::Policy>,
 ) -> Result<Json<crate::accounts::model::Policy>, ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     let req = body(req)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
     Ok(Json(state.accounts.set_policy(&practice, req).await?.policy))
 }
 
@@ -381,9 +373,7 @@ pub async fn practice_sign_ins(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Vec<SignInView>>, ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     let entries = state.accounts.sign_ins(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
     Ok(Json(sign_in_views(&state, entries)?))
 }
@@ -393,9 +383,7 @@ pub async fn practice_events(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    require(&signed, Role::Admin)?;
-    super::auth::require_ready(&state, &signed)?;
-    let practice = signed.user.practice.ok_or_else(ApiError::forbidden)?;
+    let practice = super::auth::admin_practice(&state, &signed)?;
     let events = state.accounts.events(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
     events
         .into_iter()

@@ -84,6 +84,14 @@ pub fn require_ready(state: &AppState, signed: &Signed) -> Result<(), ApiError> 
     }
 }
 
+/// The practice of a signed-in admin who may act on it now: the admin role, the practice's
+/// second-factor requirement met, and a practice (the operator's staff have none).
+pub fn admin_practice(state: &AppState, signed: &Signed) -> Result<crate::accounts::model::Id, ApiError> {
+    require(signed, Role::Admin)?;
+    require_ready(state, signed)?;
+    signed.user.practice.ok_or_else(ApiError::forbidden)
+}
+
 /// `Set-Cookie` for a known browser.
 pub fn browser_cookie(token: &str) -> String {
     format!("{BROWSER_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={BROWSER_COOKIE_MAX_AGE}")

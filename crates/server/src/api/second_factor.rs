@@ -8,16 +8,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde::{Deserialize, Serialize};
 
-use super::account::{Body, SecretField, signed_in};
+use super::account::{Body, SecretField, body, signed_in};
 use super::auth::{SESSION_COOKIE, TICKET_COOKIE, cleared_ticket_cookie, cookie};
 use super::problem::ApiError;
 use crate::accounts::secrets::Secret;
 use crate::accounts::{SecondStep, Signed};
 use crate::http::AppState;
-
-fn body<T>(b: Body<T>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t).map_err(ApiError::from)
-}
 
 /// What the app shows to set up an authenticator app.
 #[derive(Debug, Serialize)]
