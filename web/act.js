@@ -1,4 +1,5 @@
-// The page links in kluis e-mails open: "this was not me" (end a session) and password reset.
+// The page links in kluis e-mails open: "this was not me" (end a session), password reset, and
+// unsubscribe from an optional kind of notice.
 // It acts only when the user clicks (a POST), so a mail scanner that follows a link changes
 // nothing. The token is in the URL's fragment, which the browser never sends to the server; the
 // page takes it out of the address bar at once.
@@ -28,6 +29,7 @@
 
   const notMe = params.get("not-me");
   const reset = params.get("reset");
+  const unsubscribe = params.get("unsubscribe");
   if (notMe) {
     $("not-me").hidden = false;
     $("not-me-go").addEventListener("click", async () => {
@@ -54,6 +56,21 @@
       } catch (e) {
         f.password.value = "";
         say(T("act.failed") + e.message);
+      }
+    });
+  } else if (unsubscribe) {
+    // An optional notice's link: nothing changes until the click (the token is in the query
+    // of the POST, which the server never logs).
+    $("unsubscribe").hidden = false;
+    $("unsubscribe-go").addEventListener("click", async () => {
+      $("unsubscribe-go").disabled = true;
+      try {
+        await post(`/api/unsubscribe?token=${encodeURIComponent(unsubscribe)}`, {});
+        say(T("act.unsubscribe-done"));
+        $("unsubscribe-go").hidden = true;
+      } catch (e) {
+        say(T("act.failed") + e.message);
+        $("unsubscribe-go").disabled = false;
       }
     });
   } else {

@@ -12,8 +12,7 @@
 (() => {
   const T = (key, vars) => (KLUIS_TEXT[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars?.[k] ?? ""));
   const $ = (id) => document.getElementById(id);
-  const BROWSER_TOKEN = "kluis.browser"; // the known-browser token (not a key; FORMAT.md §9.2)
-  const SECTIONS = ["signin", "signin-code", "enroll", "unlock", "restore", "vault", "client", "account", "practice"];
+  const SECTIONS = ["signin", "signin-code", "confirm-device", "enroll", "unlock", "restore", "vault", "client", "account", "practice"];
   const isRestore = (r) => r.restore !== undefined; // a restore acceptance (FORMAT.md §11)
 
   let account = null; // the signed-in user, from /api/me
@@ -42,7 +41,7 @@
 
   function show(id) {
     for (const s of SECTIONS) $(s).hidden = s !== id;
-    const out = id === "signin" || id === "enroll" || id === "signin-code";
+    const out = id === "signin" || id === "enroll" || id === "signin-code" || id === "confirm-device";
     $("signout").hidden = out;
     $("to-account").hidden = out;
     $("to-practice").hidden = out || !account?.roles?.includes("admin");
@@ -73,18 +72,71 @@
   };
   const bytes = async (path) => new Uint8Array(await (await request("GET", path)).arrayBuffer());
 
-  // The highest manifest this device has seen, per vault: kept in IndexedDB, which sign-out
-  // does not clear (Clear-Site-Data "cache", "cookies"). Counter, chain and the manifest itself
+  // This device's own database, which sign-out does not clear (Clear-Site-Data "cache",
+  // "cookies"): the highest manifest seen per vault, and the device key (FORMAT.md §11).
+  function deviceDb() {
+    return new Promise((resolve, reject) => {
+      const open = indexedDB.open("kluis-device", 2);
+      open.onupgradeneeded = () => {
+        for (const store of ["high-water", "device-key"]) {
+          if (!open.result.objectStoreNames.contains(store)) open.result.createObjectStore(store);
+        }
+      };
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+  }
+
+  // The browser's device key (FORMAT.md §9.5): an ECDSA P-256 key pair made by WebCrypto with a
+  // non-extractable private key, so no script, this one included, can ever read it out; kept in
+  // IndexedDB across sign-outs. At sign-in it signs a challenge from the server, which then
+  // knows a browser the account trusts from one it must confirm first.
+  const DEVICE_PROOF_LABEL = new TextEncoder().encode("kluis/v1/device-proof");
+  const b64url = {
+    encode: (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""),
+    decode: (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
+  };
+  const deviceKey = {
+    async pair() {
+      const db = await deviceDb();
+      const stored = await new Promise((resolve) => {
+        const r = db.transaction("device-key").objectStore("device-key").get("ecdsa-p256");
+        r.onsuccess = () => resolve(r.result || null);
+        r.onerror = () => resolve(null);
+      });
+      if (stored) return stored;
+      const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+      await new Promise((resolve, reject) => {
+        const tx = db.transaction("device-key", "readwrite");
+        tx.objectStore("device-key").put(pair, "ecdsa-p256");
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+      });
+      return pair;
+    },
+    // The proof for one request; none when this browser cannot keep a key (then every sign-in
+    // is confirmed by a code).
+    async proof() {
+      try {
+        const pair = await this.pair();
+        const { challenge } = await api("POST", "/api/sign-in/challenge");
+        const bytes = b64url.decode(challenge);
+        const message = new Uint8Array(DEVICE_PROOF_LABEL.length + 1 + bytes.length);
+        message.set(DEVICE_PROOF_LABEL, 0);
+        message.set(bytes, DEVICE_PROOF_LABEL.length + 1);
+        const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, message);
+        const publicKey = await crypto.subtle.exportKey("raw", pair.publicKey);
+        return { public_key: b64url.encode(publicKey), challenge, signature: b64url.encode(signature) };
+      } catch (_) {
+        return undefined;
+      }
+    },
+  };
+
+  // The highest manifest this device has seen, per vault. Counter, chain and the manifest itself
   // (ids, versions, hashes, times, as the server holds them): no key, no text.
   const highWater = {
-    db() {
-      return new Promise((resolve, reject) => {
-        const open = indexedDB.open("kluis-device", 1);
-        open.onupgradeneeded = () => open.result.createObjectStore("high-water");
-        open.onsuccess = () => resolve(open.result);
-        open.onerror = () => reject(open.error);
-      });
-    },
+    db: deviceDb,
     async get(id) {
       const db = await this.db();
       return new Promise((resolve) => {
@@ -542,31 +594,90 @@
   $("to-enroll").addEventListener("click", () => { say(""); show("enroll"); });
   $("to-signin").addEventListener("click", () => { say(""); show("signin"); });
 
-  // Signed in: on to the key file, unless the practice requires a second factor not yet set up.
+  // Signed in: on to the key file, unless the practice requires a second factor not yet set up
+  // (or the user came from an e-mail's link to the notification preferences).
   function signedIn(me) {
-    if (me.browser_token) localStorage.setItem(BROWSER_TOKEN, me.browser_token);
     account = me;
+    stopWaiting();
     say("");
+    watchPending();
     if (me.second_factor_required && !me.second_factor) {
       showAccount(T("account.2fa-required"));
+      return;
+    }
+    if (location.hash === "#preferences") {
+      history.replaceState(null, "", location.pathname);
+      showAccount().then(() => $("preferences-title").scrollIntoView());
       return;
     }
     show("unlock");
   }
 
+  // After the password (and code): signed in, or the next step the server asks for.
+  function nextStep(res) {
+    if (res.second_step === "totp") { say(""); show("signin-code"); return; }
+    if (res.second_step === "device") { confirmDevice(res.channels || []); return; }
+    signedIn(res);
+  }
+
+  // ---- a browser the account does not trust yet: a code, or an approval ---------------------
+
+  let waiting = null; // the timer that asks whether a trusted browser let this one in
+  function stopWaiting() { if (waiting) { clearTimeout(waiting); waiting = null; } }
+
+  function confirmDevice(channels) {
+    const where = channels.filter((c) => c !== "device").map((c) => T(`device.channel-${c}`));
+    $("confirm-device-channels").textContent = where.length
+      ? T("device.channels", { where: where.join(" / ") }) : T("device.channels-none");
+    $("confirm-device-approval").hidden = !channels.includes("device");
+    say("");
+    show("confirm-device");
+    stopWaiting();
+    if (channels.includes("device")) waitForApproval();
+  }
+
+  function waitForApproval() {
+    waiting = setTimeout(async () => {
+      waiting = null;
+      try {
+        const res = await fetch("/api/sign-in/device/wait", { method: "POST", credentials: "same-origin", cache: "no-store" });
+        if (res.status === 202) { if ($("confirm-device").hidden === false) waitForApproval(); return; }
+        if (res.ok) { signedIn(await res.json()); return; }
+        say(T(res.status === 403 ? "device.refused" : "device.expired"));
+        show("signin");
+      } catch (_) {
+        if ($("confirm-device").hidden === false) waitForApproval();
+      }
+    }, 2000);
+  }
+
+  $("confirm-device-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const me = await api("POST", "/api/sign-in/device", { code: f.code.value });
+      f.reset();
+      signedIn(me);
+    } catch (e) {
+      f.reset();
+      say(T("app.error") + e.message);
+      if (e.status === 401 && /password first/.test(e.message)) { stopWaiting(); show("signin"); }
+    }
+  });
+
+  $("confirm-device-cancel").addEventListener("click", () => { stopWaiting(); say(""); show("signin"); });
+
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
     try {
-      const known = localStorage.getItem(BROWSER_TOKEN);
+      const device = await deviceKey.proof();
       const res = await request("POST", "/api/sign-in", {
-        json: { username: f.username.value, password: f.password.value },
-        headers: known ? { "x-kluis-browser": known } : {},
+        json: { username: f.username.value, password: f.password.value, device },
       });
-      const me = await res.json();
+      const next = await res.json();
       f.reset();
-      if (me.second_step) { say(""); show("signin-code"); return; } // the password was right
-      signedIn(me);
+      nextStep(next);
     } catch (e) {
       f.password.value = "";
       say(T("app.error") + e.message);
@@ -587,9 +698,9 @@
     ev.preventDefault();
     const f = ev.target;
     try {
-      const me = await api("POST", "/api/sign-in/second-factor", { code: f.code.value });
+      const next = await api("POST", "/api/sign-in/second-factor", { code: f.code.value });
       f.reset();
-      signedIn(me);
+      nextStep(next);
     } catch (e) {
       f.reset();
       say(T("app.error") + e.message);
@@ -610,18 +721,93 @@
     $("recovery-form").hidden = !on;
     $("totp-setup").hidden = true;
     $("recovery").hidden = true;
+    $("prefs-new-device").checked = account.notifications?.new_device ?? true;
+    $("prefs-every-sign-in").checked = account.notifications?.every_sign_in ?? false;
     say(message || "");
     show("account");
+    await showDevices();
     try {
       const history = await api("GET", "/api/sign-ins");
       $("account-history").replaceChildren(...history.slice(0, 20).map((e) => el("li", {}, signInRow(e, false))));
     } catch (_) { /* the history is extra */ }
   }
 
+  // ---- the browsers the account trusts, and the new ones waiting for approval ------------------
+
+  async function showDevices() {
+    let list;
+    try { list = await api("GET", "/api/devices"); } catch (_) { return; }
+    $("pending-banner").hidden = list.pending.length === 0;
+    $("devices-pending").replaceChildren(...list.pending.map((p) => el("li", { class: "pending" },
+      T("devices.pending", { browser: p.browser, ip: p.ip, place: p.place, when: when(p.at_ms) }),
+      el("div", { class: "actions" },
+        el("button", { type: "button", onclick: () => decide(p.id, true) }, T("devices.approve")),
+        el("button", { type: "button", onclick: () => decide(p.id, false) }, T("devices.deny"))))));
+    $("devices-list").replaceChildren(...list.devices.map((d) => el("li", {},
+      T("devices.row", { name: d.name, seen: when(d.last_seen_ms), how: d.confirmed_by }), " ",
+      d.current ? el("strong", {}, T("devices.this")) : null,
+      el("div", { class: "actions" },
+        el("button", { type: "button", onclick: () => renameDevice(d) }, T("devices.rename")),
+        el("button", { type: "button", onclick: () => removeDevice(d) }, T("devices.remove"))))));
+  }
+
+  async function decide(id, approve) {
+    try {
+      await api("POST", `/api/devices/pending/${id}/${approve ? "approve" : "deny"}`);
+      say(T(approve ? "devices.approved" : "devices.denied"));
+    } catch (e) { say(T("app.error") + e.message); }
+    await showDevices();
+  }
+
+  async function renameDevice(d) {
+    const name = window.prompt(T("devices.rename-prompt"), d.name);
+    if (!name) return;
+    try { await api("PUT", `/api/devices/${d.id}`, { name }); } catch (e) { say(T("app.error") + e.message); }
+    await showDevices();
+  }
+
+  async function removeDevice(d) {
+    if (!window.confirm(T("devices.confirm-remove"))) return;
+    try {
+      await api("DELETE", `/api/devices/${d.id}`);
+      say(T("devices.removed"));
+    } catch (e) { say(T("app.error") + e.message); }
+    if (d.current) { lock(); account = null; show("signin"); return; }
+    await showDevices();
+  }
+
+  // While signed in, a new browser waiting for this account's approval is announced on every
+  // page (a background request: it does not count as activity).
+  let pendingTimer = null;
+  function watchPending() {
+    if (pendingTimer) clearInterval(pendingTimer);
+    pendingTimer = setInterval(async () => {
+      if (!account) { clearInterval(pendingTimer); pendingTimer = null; $("pending-banner").hidden = true; return; }
+      try {
+        const res = await fetch("/api/devices", { credentials: "same-origin", cache: "no-store" });
+        if (!res.ok) return;
+        const list = await res.json();
+        $("pending-banner").hidden = list.pending.length === 0;
+        if (!$("account").hidden && list.pending.length !== $("devices-pending").children.length) showDevices();
+      } catch (_) { /* try again at the next tick */ }
+    }, 5000);
+  }
+  $("pending-review").addEventListener("click", () => showAccount());
+
+  $("preferences-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      account.notifications = await api("PUT", "/api/account/notifications", {
+        new_device: $("prefs-new-device").checked, every_sign_in: $("prefs-every-sign-in").checked,
+      });
+      say(T("prefs.saved"));
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
   const when = (ms) => new Date(ms).toLocaleString();
   function signInRow(e, withUser) {
     const vars = { when: when(e.at_ms), username: e.username ?? "?", result: T(`result.${e.result}`), ip: e.ip,
-      agent: `${e.user_agent.slice(0, 60)} (${T(e.known_browser ? "browser.known" : "browser.new")})` };
+      agent: `${e.browser} (${T(e.known_device ? "browser.known" : "browser.new")})` };
     return T(withUser ? "signin.row-user" : "signin.row", vars);
   }
 
@@ -688,6 +874,7 @@
       $("policy-idle").value = policy.idle_minutes;
       $("policy-2fa").checked = policy.second_factor_required;
       $("policy-hipaa").checked = policy.hipaa_mode;
+      $("practice-outbox").hidden = !account?.mail_to_outbox;
       say("");
       show("practice");
       await showPracticeLogs();
@@ -733,6 +920,9 @@
     try {
       const body = { code: f.code.value, password: f.password.value, email: f.email.value };
       if (f.mobile.value.trim()) body.mobile = f.mobile.value;
+      // This browser becomes a trusted device of the new account.
+      const device = await deviceKey.proof();
+      if (device) body.device = device;
       const me = await api("POST", "/api/enroll", body);
       f.reset();
       signedIn(me);
@@ -823,6 +1013,7 @@
   $("signout").addEventListener("click", async () => {
     lock();
     account = null;
+    $("pending-banner").hidden = true;
     try { await api("POST", "/api/sign-out"); } catch (_) { /* signed out either way */ }
     say(T("app.signed-out"));
     show("signin");

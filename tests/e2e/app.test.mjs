@@ -75,21 +75,58 @@ async function untilNotThrottled(page, path, step) {
   }
 }
 
-async function signIn(page, username = "admin", password = PASSWORD) {
+// The mail the server wrote to its outbox (no relay in these tests), as file names and texts
+// without quoted-printable soft line breaks.
+const outbox = () => join(dir, "data", "outbox");
+const outboxNames = () => new Set(existsSync(outbox()) ? readdirSync(outbox()).filter((f) => f.endsWith(".eml")) : []);
+async function mailSince(before, test) {
+  for (let i = 0; i < 100; i++) {
+    const found = [...outboxNames()].filter((f) => !before.has(f)).sort()
+      .map((f) => readFileSync(join(outbox(), f), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=")).filter(test);
+    if (found.length) return found[found.length - 1];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("no such mail arrived");
+}
+// The code that confirms a new browser of `username`, mailed after `before`.
+async function browserCode(username, before) {
+  const mail = await mailSince(before, (m) => m.includes(`To: ${username}@example.org`) && m.includes("confirm it: "));
+  return mail.match(/confirm it: (\d{6})/)[1];
+}
+
+// A sign-in from a browser the account does not trust yet is confirmed with the mailed code,
+// as its owner would; `{ confirm: false }` leaves the page at that step.
+let signingIn = null;
+async function confirmBrowserIfAsked(page, res, { confirm = true } = {}) {
+  const body = res.ok() ? await res.json().catch(() => ({})) : {};
+  if (body.second_step !== "device" || !confirm) return body;
+  await page.getByRole("heading", { name: "Confirm this browser" }).waitFor();
+  const code = await browserCode(signingIn.username, signingIn.before);
+  await untilNotThrottled(page, "/api/sign-in/device", async () => {
+    await page.getByLabel("Code from the message").fill(code);
+    await page.getByRole("button", { name: "Confirm this browser" }).click();
+  });
+  return body;
+}
+
+async function signIn(page, username = "admin", password = PASSWORD, options = {}) {
   const signin = page.locator("#signin-form");
-  await untilNotThrottled(page, "/api/sign-in", async () => {
+  signingIn = { username, before: outboxNames() };
+  const res = await untilNotThrottled(page, "/api/sign-in", async () => {
     await signin.getByLabel("Username").fill(username);
     await signin.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign in" }).click();
   });
+  return confirmBrowserIfAsked(page, res, options);
 }
 
-// The second step of a sign-in.
-async function typeCode(page, code) {
-  await untilNotThrottled(page, "/api/sign-in/second-factor", async () => {
+// The second step of a sign-in (then the new browser's confirmation, if asked).
+async function typeCode(page, code, options = {}) {
+  const res = await untilNotThrottled(page, "/api/sign-in/second-factor", async () => {
     await page.locator("#signin-code").getByLabel("Code from your authenticator app").fill(code);
-    await page.getByRole("button", { name: "Confirm" }).click();
+    await page.getByRole("button", { name: "Confirm", exact: true }).click();
   });
+  return confirmBrowserIfAsked(page, res, options);
 }
 
 async function enrollWith(page, enrollmentCode, email) {
@@ -170,8 +207,17 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   await page.keyboard.type(PASSWORD);
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
-  // The known-browser token (not a key) is kept where sign-out does not clear it.
-  assert.match(await page.evaluate(() => localStorage.getItem("kluis.browser")), /^[A-Za-z0-9_-]{22}$/);
+  // No code was asked: enrollment made this browser a trusted device, and its device key (a
+  // WebCrypto key no script can read out) is kept where sign-out does not clear it.
+  const device = await page.evaluate(() => new Promise((resolve) => {
+    const open = indexedDB.open("kluis-device");
+    open.onsuccess = () => {
+      const r = open.result.transaction("device-key").objectStore("device-key").get("ecdsa-p256");
+      r.onsuccess = () => resolve({ type: r.result.privateKey.type, extractable: r.result.privateKey.extractable,
+        curve: r.result.privateKey.algorithm.namedCurve, storage: localStorage.length });
+    };
+  }));
+  assert.deepEqual(device, { type: "private", extractable: false, curve: "P-256", storage: 0 });
   await unlockWith(page, keyFile);
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.equal(await page.locator("#vault-fingerprint").textContent(), fingerprint);
@@ -195,6 +241,97 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
 
   assert.deepEqual(problems, [], "no console errors and no CSP violations");
   await context.close();
+});
+
+test("a new browser gets in only once confirmed, by the mailed code or from a trusted browser; browsers are listed, renamed and removed; an optional e-mail is stopped in one click", async () => {
+  const start = outboxNames();
+  const open = async (onDialog) => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    if (onDialog) page.on("dialog", onDialog);
+    await page.goto(url);
+    return { context, page };
+  };
+  const typeBrowserCode = (page, code) => untilNotThrottled(page, "/api/sign-in/device", async () => {
+    await page.getByLabel("Code from the message").fill(code);
+    await page.getByRole("button", { name: "Confirm this browser" }).click();
+  });
+  // Browser A, new to the account: the right password gets no session until the code.
+  const { context: ctxA, page: a } = await open((d) => d.accept(d.type() === "prompt" ? "Reception PC" : undefined));
+  assert.deepEqual(await signIn(a, "admin", PASSWORD, { confirm: false }), { second_step: "device", channels: ["e-mail", "device"] });
+  await a.getByRole("heading", { name: "Confirm this browser" }).waitFor();
+  assert.match(await a.locator("#confirm-device-channels").textContent(), /your e-mail address/);
+  assert.equal((await ctxA.request.get(`${url}api/me`)).status(), 401, "no session before the browser is confirmed");
+  const code = await browserCode("admin", signingIn.before);
+  await typeBrowserCode(a, code === "000000" ? "000001" : "000000");
+  await a.getByText(/wrong username, password or code/).waitFor();
+  await typeBrowserCode(a, code);
+  await a.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+
+  // Browser B waits, and A lets it in (A's page announces it by itself).
+  const { context: ctxB, page: b } = await open();
+  await signIn(b, "admin", PASSWORD, { confirm: false });
+  await b.getByRole("heading", { name: "Confirm this browser" }).waitFor();
+  await a.getByText("A new browser is waiting to sign in to your account.").waitFor({ timeout: 15000 });
+  await a.getByRole("button", { name: "Review it" }).click();
+  await a.locator("#devices-pending li").first().waitFor();
+  assert.match(await a.locator("#devices-pending").textContent(), /Waiting to sign in: .+ on Linux, from 127\.0\.0\.1/);
+  await a.getByRole("button", { name: "Let it in" }).click();
+  await a.getByText("The new browser is let in.").waitFor();
+  await b.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor({ timeout: 15000 });
+
+  // Browser C is refused from A.
+  const { context: ctxC, page: c } = await open();
+  await signIn(c, "admin", PASSWORD, { confirm: false });
+  await c.getByRole("heading", { name: "Confirm this browser" }).waitFor();
+  await a.locator("#devices-pending li").first().waitFor({ timeout: 15000 });
+  await a.getByRole("button", { name: "Refuse" }).click();
+  await c.getByText("This browser was refused from one of your trusted browsers.").waitFor({ timeout: 15000 });
+  await c.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+
+  // A's list: B is renamed, then removed; B's session ends at once, and its next sign-in is
+  // confirmed again.
+  const rowB = a.locator("#devices-list li", { hasText: "confirmed by device" });
+  await rowB.getByRole("button", { name: "Rename" }).click();
+  await a.locator("#devices-list li", { hasText: "Reception PC" }).waitFor();
+  assert.match(await a.locator("#devices-list li", { hasText: "(this browser)" }).textContent(), /code by e-mail/);
+  assert.equal((await ctxB.request.get(`${url}api/me`)).status(), 200);
+  await a.locator("#devices-list li", { hasText: "Reception PC" }).getByRole("button", { name: "Remove" }).click();
+  await a.getByText("The browser was removed.").waitFor();
+  assert.equal((await ctxB.request.get(`${url}api/me`)).status(), 401, "its session ended");
+  await b.goto(url);
+  assert.equal((await signIn(b, "admin", PASSWORD, { confirm: false })).second_step, "device");
+
+  // A keeps its device key across a sign-out: no code the next time.
+  await a.getByRole("button", { name: "Sign out" }).click();
+  assert.equal((await signIn(a, "admin")).username, "admin");
+  await a.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+
+  // The e-mail about a new browser is optional: its link opens a page that changes nothing
+  // until the click.
+  const notice = await mailSince(start, (m) => m.includes("To: admin@example.org") && m.includes("A new browser for your kluis account"));
+  assert.match(notice, /List-Unsubscribe-Post: List-Unsubscribe=One-Click/);
+  const link = notice.match(/https:\/\/\S+\/api\/unsubscribe\?token=[A-Za-z0-9_-]{22}/)[0];
+  assert.ok(link.startsWith(url), `${link} is not on ${url}`);
+  const prefs = async () => (await ctxA.request.get(`${url}api/account/notifications`)).json();
+  const act = await ctxC.newPage();
+  await act.goto(link);
+  await act.getByRole("heading", { name: "Stop these e-mails" }).waitFor();
+  assert.equal(new URL(act.url()).hash, "", "the token leaves the address bar");
+  assert.equal((await prefs()).new_device, true, "opening the link changed nothing");
+  await act.getByRole("button", { name: "Stop these e-mails" }).click();
+  await act.getByText(/^Done: you get no more e-mails of that kind/).waitFor();
+  assert.equal((await prefs()).new_device, false);
+  // ... and A turns them on again under Account and security.
+  await a.getByRole("button", { name: "Account and security" }).click();
+  await a.getByRole("heading", { name: "Account and security" }).waitFor();
+  const box = a.getByLabel("When a new browser is confirmed for my account");
+  assert.equal(await box.isChecked(), false);
+  await box.check();
+  await a.getByRole("button", { name: "Save", exact: true }).click();
+  await a.getByText("Your e-mail choices are saved.").waitFor();
+  assert.equal((await prefs()).new_device, true);
+  for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close();
 });
 
 test("clients and SOAP notes: saved encrypted, edited with history, searched, kept across a reload; an older state only after the user accepts it as a restore", async () => {
@@ -657,7 +794,7 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await page.getByLabel("How", { exact: true }).selectOption("in-person");
   await page.getByRole("button", { name: "Reset two-step sign-in" }).click();
   await page.getByText("Two-step sign-in was reset for dora").waitFor();
-  await page.locator("#practice-events li").first().waitFor();
+  await page.locator("#practice-events li", { hasText: "two-step sign-in of dora reset" }).waitFor();
   assert.match(await page.locator("#practice-events").textContent(),
     /two-step sign-in of dora reset by admin:admin; identity checked by Admin, at the front desk \(In person/);
   assert.match(await page.locator("#practice-history").textContent(), /dora/);
@@ -683,7 +820,7 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   await admin.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
   await admin.getByRole("button", { name: "Practice settings" }).click();
   await admin.getByRole("heading", { name: "Practice settings" }).waitFor();
-  await admin.getByLabel(/HIPAA mode/).check();
+  await admin.getByRole("checkbox", { name: /^HIPAA mode/ }).check();
   await admin.getByRole("button", { name: "Save settings" }).click();
   await admin.getByText("Settings saved.").waitFor();
   await adminContext.close();
@@ -702,8 +839,7 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
   await page.getByRole("button", { name: "I have kept these codes" }).click();
   await page.getByRole("button", { name: "Sign out" }).click();
-  const outbox = join(dir, "data", "outbox");
-  const before = new Set(existsSync(outbox) ? readdirSync(outbox) : []);
+  const before = outboxNames();
   await signIn(page, "carla");
   await typeCode(page, totp(secret, 1));
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
@@ -714,9 +850,7 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
 
   // The notice of that sign-in is in the outbox (no relay in this test): to carla, with a link.
-  const fresh = readdirSync(outbox).filter((f) => !before.has(f)).map((f) => readFileSync(join(outbox, f), "utf8"));
-  const notice = fresh.find((m) => m.includes("To: carla@example.org") && m.includes("New sign-in"));
-  assert.ok(notice, `no notice among ${fresh.length} new messages`);
+  const notice = await mailSince(before, (m) => m.includes("To: carla@example.org") && m.includes("New sign-in"));
   const text = notice.replace(/=\r?\n/g, "").replace(/=3D/g, "=");
   const link = text.match(/https:\/\/\S+\/act\.html#not-me=[A-Za-z0-9_-]{22}/)[0];
   assert.ok(link.startsWith(url), `${link} is not on ${url}`);
@@ -743,22 +877,15 @@ test("a forgotten password: a link by e-mail, a new password on the page it open
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   await page.goto(url);
-  const outbox = join(dir, "data", "outbox");
-  const before = new Set(readdirSync(outbox));
+  const before = outboxNames();
   await page.getByText("Forgot your password?").click();
   await untilNotThrottled(page, "/api/password-reset", async () => {
     await page.locator("#forgot-form").getByLabel("Username").fill("dora");
     await page.getByRole("button", { name: "Send the link" }).click();
   });
   await page.getByText("If that account exists, a link is on its way").waitFor();
-  let mail;
-  for (let i = 0; i < 50 && !mail; i++) {
-    mail = readdirSync(outbox).filter((f) => !before.has(f)).map((f) => readFileSync(join(outbox, f), "utf8"))
-      .find((m) => m.includes("To: dora@example.org") && m.includes("Reset your kluis password"));
-    if (!mail) await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.ok(mail, "the reset mail");
-  const link = mail.replace(/=\r?\n/g, "").replace(/=3D/g, "=").match(/https:\/\/\S+\/act\.html#reset=[A-Za-z0-9_-]{22}/)[0];
+  const mail = await mailSince(before, (m) => m.includes("To: dora@example.org") && m.includes("Reset your kluis password"));
+  const link = mail.match(/https:\/\/\S+\/act\.html#reset=[A-Za-z0-9_-]{22}/)[0];
   const act = await context.newPage();
   await act.goto(link);
   await act.getByRole("heading", { name: "Choose a new password" }).waitFor();

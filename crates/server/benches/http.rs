@@ -59,7 +59,7 @@ impl Client {
         let e = state.accounts.invite("Bench", &name, [Role::Practitioner].into()).unwrap();
         let (_, session) = state
             .accounts
-            .enroll_and_sign_in(&e.code, Password::new("lentewind over het wad"), "b@example.org", None, "bench")
+            .enroll_and_sign_in(&e.code, Password::new("lentewind over het wad"), "b@example.org", None, "bench", None)
             .await
             .unwrap();
         let mut headers = reqwest::header::HeaderMap::new();

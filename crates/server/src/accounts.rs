@@ -11,13 +11,17 @@ pub mod secrets;
 pub mod throttle;
 pub mod username;
 
+pub mod agent;
+pub mod devices;
 pub mod second_factor;
 
+mod confirm;
 mod notices;
 mod operator;
 mod reset;
 mod session;
 mod signin;
+mod tickets;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -32,10 +36,13 @@ use password::Hasher;
 use secrets::{Secret, SecretKind};
 use username::Username;
 
+pub use confirm::PendingDevice;
+pub use notices::{UNSUBSCRIBE_LIFETIME_MS, UNSUBSCRIBE_PATH};
 pub use operator::Enrollment;
-pub use reset::RESET_LIFETIME_MS;
+pub use reset::{MAX_LIVE_RESETS, RESET_LIFETIME_MS};
 pub use session::{SessionView, Signed};
-pub use signin::{Attempt, KNOWN_BROWSER_LIFETIME_MS, MAX_TICKET_TRIES, Outcome, SecondStep, TICKET_LIFETIME_MS};
+pub use signin::{Attempt, Outcome, SecondStep};
+pub use tickets::{DEVICE_TICKET_LIFETIME_MS, MAX_PENDING_DEVICES, MAX_TICKET_TRIES, TICKET_LIFETIME_MS};
 
 /// How long an enrollment or invitation code works, ms (three days).
 pub const CODE_LIFETIME_MS: Millis = 72 * 60 * 60 * 1000;
@@ -71,6 +78,9 @@ pub enum AccountError {
     /// Too many hashes waiting (HTTP 503).
     #[error("the server is busy; try again in a moment")]
     Busy,
+    /// Too many wrong codes: wait this many milliseconds (HTTP 429).
+    #[error("too many wrong codes; wait before trying again")]
+    Throttled(u64),
     /// A failure of the server itself (HTTP 500); the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -90,17 +100,21 @@ pub struct Accounts {
     invitations: Tree,
     sessions: Tree,
     user_sessions: Tree,
-    browsers: Tree,
+    devices: Tree,
     signins: Tree,
     events: Tree,
     not_me: Tree,
     resets: Tree,
+    unsubscribes: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
     server_key: Option<std::sync::Arc<crate::server_key::ServerKey>>,
     mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
-    tickets: std::sync::Arc<signin::Tickets>,
+    sms: Option<std::sync::Arc<crate::sms::SmsGateway>>,
+    tickets: std::sync::Arc<tickets::Tickets>,
+    challenges: std::sync::Arc<devices::Challenges>,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
@@ -125,6 +139,8 @@ impl Accounts {
     /// Opens with a given hasher (tests and benchmarks).
     pub fn open_with(dir: &Path, clock: Clock, hasher: Hasher) -> Result<Self, AccountError> {
         let db = sled::open(dir)?;
+        // Known-browser tokens (before devices had keys) are no longer honoured.
+        db.drop_tree("browsers")?;
         Ok(Accounts {
             practices: db.open_tree("practices")?,
             practice_names: db.open_tree("practice_names")?,
@@ -133,18 +149,22 @@ impl Accounts {
             invitations: db.open_tree("invitations")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
-            browsers: db.open_tree("browsers")?,
+            devices: db.open_tree("devices")?,
             signins: db.open_tree("signins")?,
             events: db.open_tree("events")?,
             not_me: db.open_tree("not_me")?,
             resets: db.open_tree("resets")?,
+            unsubscribes: db.open_tree("unsubscribes")?,
             db,
             clock,
             hasher,
             throttle: std::sync::Arc::default(),
             server_key: None,
             mailer: None,
+            sms: None,
             tickets: std::sync::Arc::default(),
+            challenges: std::sync::Arc::default(),
+            in_flight: std::sync::Arc::default(),
         })
     }
 
@@ -233,6 +253,25 @@ impl Accounts {
         Ok(())
     }
 
+    /// A security event without an identity check: `by` did `kind` to `user`'s account.
+    fn simple_event(
+        &self,
+        kind: model::EventKind,
+        user: &User,
+        by: &str,
+        device: Option<&str>,
+    ) -> model::SecurityEvent {
+        model::SecurityEvent {
+            at_ms: self.clock.now(),
+            kind,
+            user: user.id,
+            by: by.to_owned(),
+            verified_by: String::new(),
+            evidence: None,
+            device: device.map(str::to_owned),
+        }
+    }
+
     /// A practice's security events, newest first.
     pub fn events(&self, practice: Option<&Id>, limit: usize) -> Result<Vec<model::SecurityEvent>, AccountError> {
         let prefix = practice.map_or([0; 16], |p| p.0);
@@ -316,6 +355,7 @@ impl Accounts {
             vault_public_key: None,
             second_factor: None,
             pending_totp: None,
+            notifications: Default::default(),
         };
         self.usernames
             .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?

@@ -4,6 +4,8 @@
 
 pub mod account;
 pub mod auth;
+pub mod devices;
+pub mod notifications;
 pub mod problem;
 pub mod second_factor;
 pub mod vaults;
@@ -11,7 +13,7 @@ pub mod vaults;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::http::AppState;
 
@@ -26,7 +28,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/openapi.json"),
     ("POST", "/api/enroll"),
     ("POST", "/api/sign-in"),
+    ("POST", "/api/sign-in/challenge"),
     ("POST", "/api/sign-in/second-factor"),
+    ("POST", "/api/sign-in/device"),
+    ("POST", "/api/sign-in/device/wait"),
     ("POST", "/api/sign-out"),
     ("POST", "/api/not-me"),
     ("POST", "/api/password-reset"),
@@ -39,6 +44,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/account/totp/qr.svg"),
     ("POST", "/api/account/totp/confirm"),
     ("POST", "/api/account/recovery-codes"),
+    ("GET", "/api/account/notifications"),
+    ("PUT", "/api/account/notifications"),
+    ("GET", "/api/devices"),
+    ("PUT", "/api/devices/{id}"),
+    ("DELETE", "/api/devices/{id}"),
+    ("POST", "/api/devices/pending/{id}/approve"),
+    ("POST", "/api/devices/pending/{id}/deny"),
+    ("GET", "/api/unsubscribe"),
+    ("POST", "/api/unsubscribe"),
     ("GET", "/api/practice/users"),
     ("POST", "/api/practice/invitations"),
     ("GET", "/api/practice/sign-ins"),
@@ -73,7 +87,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi))
         .route("/api/enroll", post(account::enroll).layer(json))
         .route("/api/sign-in", post(account::sign_in).layer(json))
+        .route("/api/sign-in/challenge", post(devices::challenge))
         .route("/api/sign-in/second-factor", post(second_factor::second_step).layer(json))
+        .route("/api/sign-in/device", post(devices::confirm).layer(json))
+        .route("/api/sign-in/device/wait", post(devices::wait))
         .route("/api/sign-out", post(account::sign_out).layer(json))
         .route("/api/not-me", post(account::not_me).layer(json))
         .route("/api/password-reset", post(account::ask_password_reset).layer(json))
@@ -86,6 +103,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/account/totp/qr.svg", get(second_factor::qr))
         .route("/api/account/totp/confirm", post(second_factor::confirm).layer(json))
         .route("/api/account/recovery-codes", post(second_factor::regenerate).layer(json))
+        .route("/api/account/notifications", get(notifications::get).put(notifications::set).layer(json))
+        .route("/api/devices", get(devices::list))
+        .route("/api/devices/{id}", put(devices::rename).delete(devices::revoke).layer(json))
+        .route("/api/devices/pending/{id}/approve", post(devices::approve))
+        .route("/api/devices/pending/{id}/deny", post(devices::deny))
+        .route("/api/unsubscribe", get(notifications::page).post(notifications::unsubscribe).layer(json))
         .route("/api/practice/users", get(account::practice_users))
         .route("/api/practice/invitations", post(account::invite).layer(json))
         .route("/api/practice/sign-ins", get(account::practice_sign_ins))

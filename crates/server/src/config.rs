@@ -107,6 +107,9 @@ pub enum UserCommand {
         /// Data directory.
         #[command(flatten)]
         data: DataDir,
+        /// Where the user's notice goes if the server is stopped.
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// A fresh enrollment code for a user who has not enrolled yet (earlier codes stop working).
     Code {
@@ -175,6 +178,35 @@ pub struct Serve {
     /// The address users open, for links in mail (default: https:// and the listen address).
     #[arg(long = "public-url", env = "KLUIS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// An HTTP gateway for SMS (`https://…`; `http://` only on this machine): one-time codes go
+    /// by SMS too, to users with a mobile number. Its bearer token: env `KLUIS_SMS_TOKEN`.
+    #[arg(long = "sms-gateway", env = "KLUIS_SMS_GATEWAY", value_name = "URL", hide_env_values = true)]
+    pub sms_gateway: Option<String>,
+}
+
+/// Where the notices of an operator command go when the server is stopped (while it runs,
+/// its own settings apply).
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// An SMTP relay, as for `serve`; without it, DATA/outbox.
+    #[arg(long, env = "KLUIS_SMTP", value_name = "URL", hide_env_values = true)]
+    pub smtp: Option<String>,
+    /// The sender of mail.
+    #[arg(
+        long = "mail-from",
+        env = "KLUIS_MAIL_FROM",
+        default_value = "kluis <kluis@localhost>",
+        value_name = "ADDRESS"
+    )]
+    pub mail_from: String,
+    /// The address users open, for links in mail.
+    #[arg(
+        long = "public-url",
+        env = "KLUIS_PUBLIC_URL",
+        default_value = "https://localhost:8443/",
+        value_name = "URL"
+    )]
+    pub public_url: String,
 }
 
 impl Serve {

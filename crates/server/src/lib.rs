@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod mail;
 pub mod server_key;
+pub mod sms;
 pub mod store;
 pub mod tls;
 pub mod web;

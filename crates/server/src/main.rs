@@ -40,6 +40,9 @@ use kluis_server::tls;
 /// How often expired sessions are deleted.
 const SESSION_PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 
+/// How long notices under way may take to leave before the process ends.
+const MAIL_GRACE: Duration = Duration::from_secs(10);
+
 /// How long in-flight requests may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -70,10 +73,15 @@ async fn serve(opts: Serve) -> Result<()> {
         Some(url) => kluis_server::mail::Mailer::smtp(url, &opts.mail_from, &opts.public_url())?,
         None => kluis_server::mail::Mailer::outbox(opts.data.join("outbox"), &opts.mail_from, &opts.public_url())?,
     };
-    let accounts = Accounts::open(&opts.accounts_dir(), Clock::System)
+    let outbox = mailer.is_outbox();
+    let mut accounts = Accounts::open(&opts.accounts_dir(), Clock::System)
         .context("opening the accounts store")?
         .with_server_key(server_key)
         .with_mailer(mailer);
+    if let Some(url) = &opts.sms_gateway {
+        let token = std::env::var("KLUIS_SMS_TOKEN").ok();
+        accounts = accounts.with_sms(kluis_server::sms::SmsGateway::new(url, token)?);
+    }
     let first_run = first_run_enrollment(&accounts)?;
     let socket = admin::socket_path(&opts.data);
     let admin_listener =
@@ -136,6 +144,16 @@ async fn serve(opts: Serve) -> Result<()> {
     if let Some((plain, _)) = &redirect {
         eprintln!("  plain HTTP on {plain} only redirects to HTTPS");
     }
+    if outbox {
+        eprintln!();
+        eprintln!("  !! MAIL IS NOT SENT: no SMTP relay is set up, so every message (the codes that confirm a new");
+        eprintln!(
+            "  !! browser, sign-in notices, password reset links) is written to {} instead.",
+            opts.data.join("outbox").display()
+        );
+        eprintln!("  !! Give a relay with --smtp URL (env KLUIS_SMTP) before anyone but you uses this server.");
+        eprintln!();
+    }
     if let Some(made) = dev {
         let (cert, _) = tls::dev_paths(&opts.data);
         eprintln!(
@@ -175,8 +193,15 @@ async fn serve(opts: Serve) -> Result<()> {
                 every.tick().await;
                 let a = accounts.clone();
                 match tokio::task::spawn_blocking(move || {
+                    if let Some(m) = a.mailer() {
+                        match m.purge_outbox(kluis_server::mail::OUTBOX_KEEP) {
+                            Ok(n) if n > 0 => tracing::info!(messages = n, "old outbox messages deleted"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "purging the outbox failed"),
+                        }
+                    }
                     Ok::<_, kluis_server::accounts::AccountError>(
-                        a.purge_expired()? + a.purge_not_me()? + a.purge_resets()?,
+                        a.purge_expired()? + a.purge_not_me()? + a.purge_resets()? + a.purge_unsubscribes()?,
                     )
                 })
                 .await
@@ -207,6 +232,7 @@ async fn serve(opts: Serve) -> Result<()> {
     notes.flush().await?;
     identities.flush().await?;
     accounts.flush().await?;
+    accounts.mail_sent(MAIL_GRACE).await;
     let _ = std::fs::remove_file(&socket);
     eprintln!("kluis: stopped; everything is on disk.");
     Ok(())
@@ -261,10 +287,22 @@ fn run() -> Result<()> {
         }
         Command::User(UserCommand::Code { username, data }) => (data, OperatorCommand::UserCode { username }),
         Command::User(UserCommand::Unlock { username, data }) => (data, OperatorCommand::UserUnlock { username }),
-        Command::User(UserCommand::ResetSecondFactor { username, verified_by, evidence, data }) => {
+        Command::User(UserCommand::ResetSecondFactor { username, verified_by, evidence, data, mail }) => {
             let evidence = kluis_server::accounts::model::Evidence::parse(&evidence)
                 .context("--evidence is in-person, video-call, phone-callback or other")?;
-            (data, OperatorCommand::UserResetSecondFactor { username, verified_by, evidence })
+            return runtime.block_on(async {
+                let cmd = OperatorCommand::UserResetSecondFactor { username, verified_by, evidence };
+                let mailer = match &mail.smtp {
+                    Some(url) => kluis_server::mail::Mailer::smtp(url, &mail.mail_from, &mail.public_url)?,
+                    None => {
+                        kluis_server::mail::Mailer::outbox(data.data.join("outbox"), &mail.mail_from, &mail.public_url)?
+                    }
+                };
+                if let Done::Message(m) = operator_with(&data.data, &cmd, Some(mailer)).await? {
+                    println!("{m}");
+                }
+                Ok(())
+            });
         }
         Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
     };
@@ -277,6 +315,15 @@ fn run() -> Result<()> {
 
 /// Runs an operator command: through the running server's admin socket, or on the store.
 async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Done> {
+    operator_with(data, cmd, None).await
+}
+
+/// As [`operator`], with a mailer for the notices of a command run on the store.
+async fn operator_with(
+    data: &std::path::Path,
+    cmd: &OperatorCommand,
+    mailer: Option<kluis_server::mail::Mailer>,
+) -> Result<Done> {
     if let Some(e) = admin::send(data, cmd).await.map_err(|e| anyhow::anyhow!("{e}"))? {
         return Ok(e);
     }
@@ -284,14 +331,18 @@ async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Done>
         anyhow::bail!("{} holds no kluis data yet: run `kluis-server init` (or `serve`) first", data.display());
     }
     create_data_dir(data)?;
-    let accounts = Accounts::open(&data.join("accounts"), Clock::System).map_err(|e| {
+    let mut accounts = Accounts::open(&data.join("accounts"), Clock::System).map_err(|e| {
         anyhow::anyhow!(
             "cannot open the accounts store in {} ({e}); if a server runs on it, its admin socket did not answer",
             data.display()
         )
     })?;
+    if let Some(m) = mailer {
+        accounts = accounts.with_mailer(m);
+    }
     let e = admin::execute(&accounts, cmd)?;
     accounts.flush().await?;
+    accounts.mail_sent(MAIL_GRACE).await;
     Ok(e)
 }
 

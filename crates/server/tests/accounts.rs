@@ -14,16 +14,19 @@ use serde_json::json;
 use server::{Call, PASSWORD, TestServer};
 
 const SESSION: &str = "__Host-kluis-session";
-const BROWSER: &str = "__Host-kluis-browser";
 const MINUTE: u64 = 60 * 1000;
 
 #[tokio::test]
 async fn enroll_sign_in_sign_out() {
     let s = TestServer::new();
     let e = s.state.accounts.add_practice("Praktijk De Vries", "Anna").unwrap();
+    // The browser's device key: enrollment makes it a trusted device of the account.
+    let key = server::device_key();
+    let proof = s.proof(&key).await;
     let enrolled = s
         .call(
-            Call::post("/api/enroll").json(json!({"code": e.code, "password": PASSWORD, "email": "anna@example.org"})),
+            Call::post("/api/enroll")
+                .json(json!({"code": e.code, "password": PASSWORD, "email": "anna@example.org", "device": proof})),
         )
         .await;
     assert_eq!(enrolled.status, StatusCode::CREATED);
@@ -42,18 +45,22 @@ async fn enroll_sign_in_sign_out() {
     let first = enrolled.set_cookie(SESSION).unwrap();
     assert_eq!(first.len(), 22, "128-bit token, base64url");
 
-    // Sign-in: any case of the username, a new token each time, and a known-browser cookie.
-    // A session cookie the browser still carried is ended: a sign-in always starts afresh.
+    // Sign-in from that browser: any case of the username, a new token each time. A session
+    // cookie the browser still carried is ended: a sign-in always starts afresh.
+    let proof = s.proof(&key).await;
     let res = s
-        .call(Call::post("/api/sign-in").session(&first).json(json!({"username": "ANNA", "password": PASSWORD})))
+        .call(
+            Call::post("/api/sign-in")
+                .session(&first)
+                .json(json!({"username": "ANNA", "password": PASSWORD, "device": proof})),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK);
     let second = res.set_cookie(SESSION).unwrap();
     assert_ne!(first, second);
-    assert!(res.set_cookie(BROWSER).is_some());
     assert_eq!(s.call(Call::get("/api/me").session(&second)).await.json()["username"], "Anna");
     assert_eq!(s.call(Call::get("/api/me").session(&first)).await.status, StatusCode::UNAUTHORIZED);
-    let first = s.sign_in("anna", PASSWORD).await.set_cookie(SESSION).unwrap();
+    let first = s.sign_in_from("anna", PASSWORD, Some(&key)).await.set_cookie(SESSION).unwrap();
 
     // Sign-out ends that session only and clears cache and cookies, not storage.
     let out = s.call(Call::post("/api/sign-out").session(&second)).await;
@@ -135,11 +142,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
     let s = TestServer::cheap();
     s.practice("P", "anna").await;
-    // The owner's own browser: it signed in once, and keeps its known-browser token in its own
-    // storage (sign-out's Clear-Site-Data removes the cookie copy).
+    // The owner's own browser is the device she enrolled with: its key is hers alone. The
+    // attacker's browsers prove no key, or one of their own.
     let first = s.sign_in("anna", PASSWORD).await;
-    let known = first.json()["browser_token"].as_str().unwrap().to_owned();
-    assert_eq!(first.set_cookie(BROWSER).unwrap(), known);
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.json()["username"].is_string(), "a trusted device signs in at once");
+    let stranger = server::device_key();
     let attacker = |password: &str| Call::post("/api/sign-in").json(json!({"username": "anna", "password": password}));
     let ghost = |password: &str| Call::post("/api/sign-in").json(json!({"username": "ghost", "password": password}));
     let mut failures = 0;
@@ -167,11 +175,14 @@ async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(locked.json()["detail"].as_str().unwrap().contains("browser you have used before"));
     assert_eq!(s.call(ghost(PASSWORD)).await.status, StatusCode::TOO_MANY_REQUESTS);
-    // ... but the owner's known browser signs in at once, and that clears the count.
-    let owner = s.call(attacker(PASSWORD).header("x-kluis-browser", &known)).await;
+    assert_eq!(s.sign_in_from("anna", PASSWORD, Some(&stranger)).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // ... but the owner's own device signs in at once, and that clears the count.
+    let owner = s.sign_in("anna", PASSWORD).await;
     assert_eq!(owner.status, StatusCode::OK, "{}", String::from_utf8_lossy(&owner.body));
-    assert!(owner.json().get("browser_token").is_none(), "a known browser gets no new token");
-    assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::OK);
+    assert!(owner.json()["username"].is_string());
+    let unknown = s.call(attacker(PASSWORD)).await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert_eq!(unknown.json()["second_step"], "device", "an unknown browser still has to be confirmed");
     let user = s.state.accounts.user_by_name("anna").unwrap().unwrap();
     assert_eq!(user.failures.unknown, 0);
     // The operator can clear a lock too.
@@ -182,7 +193,7 @@ async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
     s.clock.advance(MAX_DELAY_MS);
     assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::TOO_MANY_REQUESTS);
     s.state.accounts.unlock("anna").unwrap();
-    assert_eq!(s.call(attacker(PASSWORD)).await.status, StatusCode::OK);
+    assert_eq!(s.call(attacker(PASSWORD)).await.json()["second_step"], "device");
     let locked_logged = s.state.accounts.sign_ins(user.practice.as_ref(), 1000).unwrap();
     assert!(locked_logged.iter().any(|e| e.result == SignInResult::Locked));
 }
@@ -393,10 +404,11 @@ async fn a_sign_in_rehashes_a_password_stored_with_older_parameters() {
         password: Password::new(PASSWORD),
         ip: "10.9.9.9".parse().unwrap(),
         user_agent: "t",
-        browser: None,
+        device: None,
         old_session: None,
     };
-    assert!(matches!(accounts.sign_in(attempt).await.unwrap(), Outcome::Success { .. }));
+    // (A browser without a device key is asked to confirm itself, but the password was right.)
+    assert!(matches!(accounts.sign_in(attempt).await.unwrap(), Outcome::ConfirmDevice { .. }));
     let stored = accounts.user_by_name("anna").unwrap().unwrap().password.unwrap();
     assert_eq!(params_of(&stored), Some(HashParams::CURRENT));
     assert!(stored.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"), "{stored}");

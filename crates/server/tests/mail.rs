@@ -6,6 +6,8 @@
 
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/sms.rs"]
+mod sms;
 #[path = "support/smtp.rs"]
 mod smtp;
 
@@ -97,11 +99,13 @@ async fn in_hipaa_mode_every_sign_in_is_announced_and_its_link_ends_that_session
     assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.json()["second_factor_required"], true);
 
     // A sign-in: the notice arrives over SMTP, to the account's address.
+    const NOTICE: &str = "New sign-in to your kluis account";
     let session = sign_in(&s, "anna", &secret).await;
-    let mail = sink.wait_for(1).await.pop().unwrap();
+    let mail = sink.wait_for_subject(NOTICE, 1).await.pop().unwrap();
     assert_eq!(mail.to, ["<someone@example.org>"]);
-    assert!(mail.data.contains("Subject: New sign-in to your kluis account"), "{}", mail.data);
     assert!(mail.data.contains("anna") && mail.data.contains("Address: 10."), "{}", mail.data);
+    // Mandatory in HIPAA mode: no unsubscribe link.
+    assert!(!mail.data.contains("List-Unsubscribe"), "{}", mail.data);
     let token = link_token(&mail.data);
     assert_eq!(token.len(), 22);
     // The link's page acts only on a POST: a GET of the API path changes nothing.
@@ -117,7 +121,7 @@ async fn in_hipaa_mode_every_sign_in_is_announced_and_its_link_ends_that_session
 
     // A link outlives nothing: once its session would have ended, it does nothing.
     let session = sign_in(&s, "anna", &secret).await;
-    let token = link_token(&sink.wait_for(2).await[1].data);
+    let token = link_token(&sink.wait_for_subject(NOTICE, 2).await[1].data);
     s.clock.advance(12 * 60 * 60 * 1000);
     assert_eq!(not_me(&token).await.status, 400);
     let _ = session;
@@ -130,11 +134,10 @@ async fn in_hipaa_mode_every_sign_in_is_announced_and_its_link_ends_that_session
         .session(&anna)
         .json(serde_json::json!({"verified_by": "Anna", "evidence": "in-person"}));
     assert_eq!(s.call(reset).await.status, 204);
-    let all = sink.wait_for(4).await;
-    assert!(
-        all.iter().any(|m| m.data.contains("two-step sign-in was reset")
-            || m.data.contains("two-step sign-in of your kluis account"))
-    );
+    sink.wait_for_subject("Your kluis two-step sign-in was reset", 1).await;
+    // Turning the second factor on was announced to each of them.
+    assert_eq!(sink.wait_for_subject("Two-step sign-in is on for your kluis account", 2).await.len(), 2);
+    let all = sink.received.lock().unwrap().clone();
 
     // Nothing of the vault's content is in any message.
     for m in &all {
@@ -150,7 +153,8 @@ async fn without_a_relay_mail_goes_to_the_outbox_as_rfc_5322_files() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox");
     let mailer = Mailer::outbox(outbox.clone(), "kluis <kluis@kluis.test>", "https://kluis.test/").unwrap();
-    let mail = Mail { to: "anna@example.org".into(), subject: "Hello".into(), body: "A line.".into() };
+    let mail =
+        Mail { to: "anna@example.org".into(), subject: "Hello".into(), body: "A line.".into(), unsubscribe: None };
     mailer.send(&mail).await.unwrap();
     let files: Vec<_> = std::fs::read_dir(&outbox).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1);
@@ -159,6 +163,9 @@ async fn without_a_relay_mail_goes_to_the_outbox_as_rfc_5322_files() {
         assert!(text.contains(header), "{header} missing in {text}");
     }
     assert!(text.contains("A line."));
+    let plain = text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    assert!(plain.contains("https://kluis.test/#preferences"), "every message links the preferences: {text}");
+    assert!(!text.contains("List-Unsubscribe"), "a security notice has no unsubscribe header");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -172,22 +179,25 @@ async fn without_a_relay_mail_goes_to_the_outbox_as_rfc_5322_files() {
 
 #[tokio::test]
 async fn a_password_reset_link_works_once_for_an_hour_and_still_leaves_the_second_factor_to_ask() {
+    const RESET: &str = "Reset your kluis password";
     let sink = SmtpSink::start().await;
     let url = format!("smtp://127.0.0.1:{}", sink.port);
     let s = TestServer::with_mail(Mailer::smtp(&url, "kluis <kluis@kluis.test>", "https://kluis.test/").unwrap());
     let anna = s.practice("P", "anna").await;
     let secret = totp(&s, &anna).await;
+    sink.wait_for(1).await;
     let ask = |who: &str| s.call(Call::post("/api/password-reset").json(serde_json::json!({ "username": who })));
     // An unknown username gets the same answer, and no mail.
     assert_eq!(ask("nobody").await.status, 202);
     assert_eq!(ask("anna").await.status, 202);
-    let mail = sink.wait_for(1).await.pop().unwrap();
-    assert_eq!(sink.received.lock().unwrap().len(), 1, "no mail for an unknown username");
-    assert!(mail.data.contains("Subject: Reset your kluis password"));
-    let text = mail.data.replace("=\n", "").replace("=3D", "=");
-    let at = text.find("https://kluis.test/act.html#reset=").unwrap() + "https://kluis.test/act.html#reset=".len();
-    let token: String =
-        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    let mail = sink.wait_for_subject(RESET, 1).await.pop().unwrap();
+    assert_eq!(sink.received.lock().unwrap().len(), 2, "no mail for an unknown username");
+    let token_of = |m: &smtp::Received| {
+        let text = m.data.replace("=\n", "").replace("=3D", "=");
+        let at = text.find("https://kluis.test/act.html#reset=").unwrap() + "https://kluis.test/act.html#reset=".len();
+        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>()
+    };
+    let token = token_of(&mail);
     let complete = |t: &str, p: &str| {
         s.call(Call::post("/api/password-reset/complete").json(serde_json::json!({ "token": t, "password": p })))
     };
@@ -202,24 +212,157 @@ async fn a_password_reset_link_works_once_for_an_hour_and_still_leaves_the_secon
     assert_eq!(s.sign_in("anna", PASSWORD).await.status, 401);
     let res = s.sign_in("anna", new_password).await;
     assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
-    let all = sink.wait_for(2).await;
-    assert!(all[1].data.contains("Subject: Your kluis password was changed"));
-    // A link lapses after an hour, and a newer one replaces an older one.
+    sink.wait_for_subject("Your kluis password was changed", 1).await;
+
+    // Asking again never spoils a link sent before (a stranger who keeps asking cannot cancel
+    // the owner's): up to three live links, and asking beyond that sends nothing.
     // (One at a time: mail goes out in the background, so two could arrive in either order.)
+    for n in 2..=1 + kluis_server::accounts::MAX_LIVE_RESETS {
+        assert_eq!(ask("anna").await.status, 202);
+        sink.wait_for_subject(RESET, n).await;
+    }
     assert_eq!(ask("anna").await.status, 202);
-    sink.wait_for(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let links = sink.wait_for_subject(RESET, 1 + kluis_server::accounts::MAX_LIVE_RESETS).await;
+    assert_eq!(links.len(), 1 + kluis_server::accounts::MAX_LIVE_RESETS, "no fourth live link");
+    let (first, last) = (token_of(&links[1]), token_of(&links[3]));
+    // Using one spends the others.
+    let newest_password = "weer een ander nieuw wachtwoord";
+    assert_eq!(complete(&first, newest_password).await.status, 204);
+    assert_eq!(complete(&last, "en nog een ander wachtwoord hier").await.status, 400, "spent with the first");
+    // A link lapses after an hour.
     assert_eq!(ask("anna").await.status, 202);
-    let all = sink.wait_for(4).await;
-    let token_of = |m: &smtp::Received| {
-        let text = m.data.replace("=\n", "").replace("=3D", "=");
-        let at = text.find("#reset=").unwrap() + "#reset=".len();
-        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>()
-    };
-    let (older, newer) = (token_of(&all[2]), token_of(&all[3]));
-    assert_eq!(complete(&older, "weer een ander nieuw wachtwoord").await.status, 400, "replaced");
+    let lapsed =
+        token_of(&sink.wait_for_subject(RESET, 2 + kluis_server::accounts::MAX_LIVE_RESETS).await.pop().unwrap());
     s.clock.advance(60 * 60 * 1000);
-    assert_eq!(complete(&newer, "weer een ander nieuw wachtwoord").await.status, 400, "lapsed");
-    let session = sign_in_with(&s, "anna", new_password, &secret).await;
+    assert_eq!(complete(&lapsed, "en nog een ander wachtwoord hier").await.status, 400, "lapsed");
+    let session = sign_in_with(&s, "anna", newest_password, &secret).await;
     let events = s.call(Call::get("/api/practice/events").session(&session)).await.json();
     assert_eq!(events[0]["kind"], "password-reset");
+}
+
+#[test]
+fn a_relay_elsewhere_is_spoken_to_over_tls_only() {
+    let from = "kluis <kluis@kluis.test>";
+    let url = "https://kluis.test/";
+    assert!(Mailer::smtp("smtp://relay.example.org:25", from, url).is_err(), "no TLS");
+    assert!(Mailer::smtp("smtp://relay.example.org:587?tls=opportunistic", from, url).is_err(), "strippable");
+    assert!(Mailer::smtp("smtp://relay.example.org:587?tls=required", from, url).is_ok());
+    assert!(Mailer::smtp("smtps://user:pw@relay.example.org", from, url).is_ok());
+    assert!(Mailer::smtp("smtp://127.0.0.1:2525", from, url).is_ok(), "this machine");
+    assert!(Mailer::smtp("http://relay.example.org", from, url).is_err());
+}
+
+/// The text of a message without its quoted-printable soft line breaks.
+fn plain(data: &str) -> String {
+    data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+fn code_in(data: &str) -> String {
+    let text = plain(data);
+    let at = text.find("confirm it: ").unwrap() + "confirm it: ".len();
+    text[at..at + 6].to_owned()
+}
+
+#[tokio::test]
+async fn optional_notices_carry_a_one_click_unsubscribe_that_a_get_never_triggers() {
+    const CODE: &str = "Your kluis code to confirm a new browser";
+    const NEW: &str = "A new browser for your kluis account";
+    let sink = SmtpSink::start().await;
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let s = TestServer::with_mail(Mailer::smtp(&url, "kluis <kluis@kluis.test>", "https://kluis.test/").unwrap());
+    let anna = s.practice("P", "anna").await;
+    canary_vault(&s, &anna).await;
+    let confirm = |ticket: String, code: String| {
+        s.call(
+            Call::post("/api/sign-in/device")
+                .cookie(&format!("__Host-kluis-ticket={ticket}"))
+                .json(serde_json::json!({ "code": code })),
+        )
+    };
+    // A new browser: the code is a security message (no unsubscribe); the notice that a browser
+    // was added is optional, and says how to stop it.
+    let ticket =
+        s.sign_in_from("anna", PASSWORD, Some(&server::device_key())).await.set_cookie("__Host-kluis-ticket").unwrap();
+    let code_mail = sink.wait_for_subject(CODE, 1).await.pop().unwrap();
+    assert!(!code_mail.data.contains("List-Unsubscribe"), "{}", code_mail.data);
+    assert_eq!(confirm(ticket, code_in(&code_mail.data)).await.status, 200);
+    let notice = plain(&sink.wait_for_subject(NEW, 1).await.pop().unwrap().data);
+    assert!(notice.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{notice}");
+    let at = notice.find("List-Unsubscribe: <https://kluis.test/api/unsubscribe?token=").unwrap()
+        + "List-Unsubscribe: <https://kluis.test/api/unsubscribe?token=".len();
+    let token: String = notice[at..].chars().take_while(|c| *c != '>').collect();
+    assert_eq!(token.len(), 22);
+    assert!(
+        notice.contains(&format!("https://kluis.test/api/unsubscribe?token={token}")),
+        "the link is in the text too"
+    );
+    // Opening the link (a GET, as a mail scanner does) changes nothing: it leads to the page.
+    let get = s.call(Call::bare(Method::GET, &format!("/api/unsubscribe?token={token}"))).await;
+    assert_eq!(get.status, 303);
+    assert_eq!(get.headers["location"], format!("/act.html#unsubscribe={token}").as_str());
+    let prefs = || s.call(Call::get("/api/account/notifications").session(&anna));
+    assert_eq!(prefs().await.json()["new_device"], true);
+    // The mail provider's one-click POST (no Origin, a form body) turns that kind off, once.
+    let one_click = || {
+        s.call(
+            Call::bare(Method::POST, &format!("/api/unsubscribe?token={token}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .raw(b"List-Unsubscribe=One-Click".to_vec()),
+        )
+    };
+    assert_eq!(one_click().await.status, 204);
+    assert_eq!(prefs().await.json(), serde_json::json!({"new_device": false, "every_sign_in": false}));
+    assert_eq!(one_click().await.status, 400, "once");
+    // The next new browser still gets its code, but no notice.
+    let ticket =
+        s.sign_in_from("anna", PASSWORD, Some(&server::device_key())).await.set_cookie("__Host-kluis-ticket").unwrap();
+    let code_mail = sink.wait_for_subject(CODE, 2).await.pop().unwrap();
+    assert_eq!(confirm(ticket, code_in(&code_mail.data)).await.status, 200);
+    // A user may ask for a notice of every sign-in: optional too, with its own link.
+    let set = Call::new(Method::PUT, "/api/account/notifications")
+        .session(&anna)
+        .json(serde_json::json!({"new_device": true, "every_sign_in": true}));
+    assert_eq!(s.call(set).await.status, 200);
+    assert_eq!(s.sign_in("anna", PASSWORD).await.status, 200);
+    let signed = plain(&sink.wait_for_subject("New sign-in to your kluis account", 1).await.pop().unwrap().data);
+    assert!(signed.contains("List-Unsubscribe: <https://kluis.test/api/unsubscribe?token="), "{signed}");
+    assert!(signed.contains("act.html#not-me="), "{signed}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.wait_for_subject(NEW, 1).await.len(), 1, "the turned-off kind stayed off");
+    // Nothing of the vault, and never the raw User-Agent, in any message.
+    for m in sink.received.lock().unwrap().iter() {
+        for canary in CANARIES {
+            assert!(!m.data.contains(canary), "{canary} in {}", m.data);
+        }
+        assert!(plain(&m.data).contains("https://kluis.test/#preferences"), "{}", m.data);
+    }
+}
+
+#[tokio::test]
+async fn the_code_for_a_new_browser_also_goes_by_sms_through_the_gateway() {
+    let gateway = sms::GatewaySink::start().await;
+    let s = TestServer::with_sms(kluis_server::sms::SmsGateway::new(&gateway.url, Some("gw-token".into())).unwrap());
+    let e = s.state.accounts.add_practice("P", "anna").unwrap();
+    let key = server::device_key();
+    let proof = s.proof(&key).await;
+    let enrolled = s
+        .call(Call::post("/api/enroll").json(serde_json::json!({
+            "code": e.code, "password": PASSWORD, "email": "anna@example.org", "mobile": "+31 6 1234 5678", "device": proof
+        })))
+        .await;
+    assert_eq!(enrolled.status, 201);
+    let res = s.sign_in_from("anna", PASSWORD, Some(&server::device_key())).await;
+    assert_eq!(res.json()["channels"], serde_json::json!(["e-mail", "sms", "device"]));
+    let ticket = res.set_cookie("__Host-kluis-ticket").unwrap();
+    let sms = gateway.wait_for(1).await.pop().unwrap();
+    assert_eq!(sms.authorization.as_deref(), Some("Bearer gw-token"));
+    assert_eq!(sms.to, "+31612345678");
+    assert!(sms.text.chars().count() <= kluis_server::sms::MAX_SMS_CHARS);
+    assert!(!sms.text.contains("anna"), "no personal data in an SMS: {}", sms.text);
+    let code: String = sms.text.chars().filter(char::is_ascii_digit).take(6).collect();
+    let confirm = Call::post("/api/sign-in/device")
+        .cookie(&format!("__Host-kluis-ticket={ticket}"))
+        .json(serde_json::json!({ "code": code }));
+    assert_eq!(s.call(confirm).await.status, 200);
 }

@@ -74,6 +74,26 @@ PUT /api/practice/policy                  -      401  200 403 200   403     200 
 POST /api/not-me                          -      400  400 400 400   400     400   400     400
 POST /api/password-reset                  -      202  202 202 202   202     202   202     202
 POST /api/password-reset/complete         -      400  400 400 400   400     400   400     400
+POST /api/sign-in/challenge               -      200  200 200 200   200     200   200     200
+POST /api/sign-in/device                  -      401  401 401 401   401     401   401     401
+POST /api/sign-in/device/wait             -      401  401 401 401   401     401   401     401
+GET /api/account/notifications            -      401  200 200 200   200     200   401     401
+PUT /api/account/notifications            -      401  200 200 200   200     200   401     401
+GET /api/devices                          -      401  200 200 200   200     200   401     401
+PUT /api/devices/{id}                     A      401  200 404 404   404     404   401     401
+PUT /api/devices/{id}                     B      401  404 200 404   404     404   401     401
+PUT /api/devices/{id}                     none   401  404 404 404   404     404   401     401
+DELETE /api/devices/{id}                  A      401  204 404 404   404     404   401     401
+DELETE /api/devices/{id}                  B      401  404 204 404   404     404   401     401
+DELETE /api/devices/{id}                  none   401  404 404 404   404     404   401     401
+POST /api/devices/pending/{id}/approve    A      401  204 404 404   404     404   401     401
+POST /api/devices/pending/{id}/approve    B      401  404 204 404   404     404   401     401
+POST /api/devices/pending/{id}/approve    none   401  404 404 404   404     404   401     401
+POST /api/devices/pending/{id}/deny       A      401  204 404 404   404     404   401     401
+POST /api/devices/pending/{id}/deny       B      401  404 204 404   404     404   401     401
+POST /api/devices/pending/{id}/deny       none   401  404 404 404   404     404   401     401
+GET /api/unsubscribe                      -      303  303 303 303   303     303   303     303
+POST /api/unsubscribe                     -      400  400 400 400   400     400   400     400
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
 ";
 
@@ -146,6 +166,12 @@ async fn every_endpoint_every_subject_every_owner() {
     let rb = make_vault(&s, &b, &kb).await;
     let spare_a = session_id(&s, &s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap());
     let spare_b = session_id(&s, &s.sign_in("bram", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap());
+    // Spare trusted devices of A and B to rename and revoke, and new browsers of theirs waiting
+    // to be approved and refused.
+    let device_a = spare_device(&s, "anna").await;
+    let device_b = spare_device(&s, "bram").await;
+    let (approve_a, deny_a) = (pending_device(&s, "anna", &a).await, pending_device(&s, "anna", &a).await);
+    let (approve_b, deny_b) = (pending_device(&s, "bram", &b).await, pending_device(&s, "bram", &b).await);
     let openapi: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
     let counter = AtomicU32::new(0);
 
@@ -161,12 +187,24 @@ async fn every_endpoint_every_subject_every_owner() {
             "the table names a route the server does not have: {method} {route}"
         );
         covered.insert((method, route));
-        let (keys, rec, spare) = match owner {
+        let (keys, rec, mut spare) = match owner {
             "A" => (Some(&ka), ra, spare_a.clone()),
             "B" => (Some(&kb), rb, spare_b.clone()),
             "C" | "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
             _ => panic!("owner {owner}"),
         };
+        let theirs = |a: &String, b: &String| match owner {
+            "A" => a.clone(),
+            "B" => b.clone(),
+            _ => "00112233445566ff".to_owned(),
+        };
+        if route.starts_with("/api/devices/{id}") {
+            spare = theirs(&device_a, &device_b);
+        } else if route.ends_with("/approve") {
+            spare = theirs(&approve_a, &approve_b);
+        } else if route.ends_with("/deny") {
+            spare = theirs(&deny_a, &deny_b);
+        }
         let username = match owner {
             "A" => "anna",
             "B" => "bram",
@@ -198,6 +236,12 @@ async fn every_endpoint_every_subject_every_owner() {
                     call.json(serde_json::json!({"token": "AAAAAAAAAAAAAAAAAAAAAA", "password": "a long enough new password"}))
                 }
                 ("POST", "/api/not-me") => call.json(serde_json::json!({"token": "AAAAAAAAAAAAAAAAAAAAAA"})),
+                ("POST", "/api/sign-in/device") => call.json(serde_json::json!({"code": "123456"})),
+                ("PUT", "/api/account/notifications") => call.json(serde_json::json!({"new_device": true, "every_sign_in": false})),
+                ("PUT", "/api/devices/{id}") => call.json(serde_json::json!({"name": format!("Device {n}")})),
+                ("GET" | "POST", "/api/unsubscribe") => {
+                    Call::new(Method::from_bytes(method.as_bytes()).unwrap(), "/api/unsubscribe?token=AAAAAAAAAAAAAAAAAAAAAA")
+                }
                 ("PUT", "/api/practice/policy") => call.json(serde_json::json!({
                     "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": false
                 })),
@@ -235,6 +279,30 @@ async fn every_endpoint_every_subject_every_owner() {
         assert!(covered.contains(r), "no matrix row for {} {}", r.0, r.1);
     }
     println!("{cells} matrix cells checked");
+}
+
+/// A second trusted device of `user` (confirmed by the code sent to the outbox); its handle.
+async fn spare_device(s: &TestServer, user: &str) -> String {
+    let session = s.sign_in_new_browser(user, Some(&server::device_key())).await;
+    let devices = s.call(Call::get("/api/devices").session(&session)).await.json();
+    devices["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new browser of `user` waiting for an approval; its handle, as `session` sees it.
+async fn pending_device(s: &TestServer, user: &str, session: &str) -> String {
+    let ids = || async {
+        let pending = s.call(Call::get("/api/devices").session(session)).await.json()["pending"].clone();
+        pending.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>()
+    };
+    let before = ids().await;
+    s.sign_in_from(user, PASSWORD, Some(&server::device_key())).await;
+    let after = ids().await;
+    let new: Vec<&String> = after.difference(&before).collect();
+    assert_eq!(new.len(), 1);
+    new[0].clone()
 }
 
 fn save_body_for_missing(keys: &VaultKeys) -> Vec<u8> {

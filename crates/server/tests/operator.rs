@@ -117,7 +117,8 @@ async fn operator_commands_work_stopped_and_running() {
     assert_eq!((bram.username.as_str(), bram.state), ("Bram", UserState::Invited));
     assert_eq!(bram.roles, [Role::Practitioner].into());
     let password = || Password::new("lentewind over het wad");
-    accounts.enroll(&bram_code, password(), "bram@example.org", None).await.unwrap();
+    let (_, bram_session) =
+        accounts.enroll_and_sign_in(&bram_code, password(), "bram@example.org", None, "test", None).await.unwrap();
     assert!(accounts.enroll(&anna_code, password(), "anna@example.org", None).await.is_err());
     accounts.enroll(&anna_new, password(), "anna@example.org", Some("+31 6 1234 5678")).await.unwrap();
     let sam = accounts.user_by_name("SAM").unwrap().unwrap();
@@ -130,7 +131,8 @@ async fn operator_commands_work_stopped_and_running() {
     let setup = accounts.begin_totp(&bram.id).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let code = kluis_server::accounts::second_factor::code_at(&setup.secret, now).unwrap();
-    accounts.confirm_totp(&bram.id, &code).await.unwrap();
+    let signed = accounts.authenticate(bram_session.expose(), false).unwrap().unwrap();
+    accounts.confirm_totp(&signed, &code).await.unwrap();
     drop(accounts);
     let (ok, _, err) =
         kluis(&["user", "reset-2fa", "bram", "--verified-by", "Noor", "--evidence", "a passport"], &data);
@@ -141,6 +143,17 @@ async fn operator_commands_work_stopped_and_running() {
     let accounts = Accounts::open(&data.join("accounts"), Clock::System).unwrap();
     assert!(accounts.user_by_name("bram").unwrap().unwrap().second_factor.is_none());
     let events = accounts.events(bram.practice.as_ref(), 10).unwrap();
-    assert_eq!(events.len(), 1);
+    assert_eq!(events.len(), 2, "turned on, then reset");
     assert_eq!((events[0].by.as_str(), events[0].verified_by.as_str()), ("operator", "Noor"));
+    // With the server stopped, bram's notice went to the outbox (no relay was given).
+    let outbox: Vec<String> = std::fs::read_dir(data.join("outbox"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        outbox
+            .iter()
+            .any(|m| m.contains("To: bram@example.org") && m.contains("two-step sign-in") && m.contains("reset")),
+        "{outbox:?}"
+    );
 }

@@ -285,13 +285,16 @@ async fn an_admin_resets_a_lost_second_factor_with_a_record_of_who_checked_and_h
     // The practice's record names who did it, who checked and how.
     let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
     assert_eq!(
-        events,
-        serde_json::json!([{
+        events[0],
+        serde_json::json!({
             "at_ms": s.clock.now(), "kind": "second-factor-reset", "username": "bram", "by": "admin:anna",
-            "verified_by": "Anna (front desk)", "evidence": "video-call"
-        }])
+            "verified_by": "Anna (front desk)", "evidence": "video-call", "device": null
+        })
     );
-    assert_eq!(s.call(Call::get("/api/practice/events").session(&olga)).await.json(), serde_json::json!([]));
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["second-factor-reset", "second-factor-enabled", "device-trusted", "device-trusted"]);
+    let theirs = s.call(Call::get("/api/practice/events").session(&olga)).await.json();
+    assert!(theirs.as_array().unwrap().iter().all(|e| e["username"] == "olga"), "{theirs}");
 }
 
 #[tokio::test]
@@ -311,4 +314,97 @@ async fn every_sign_in_attempt_is_in_the_users_history_and_the_admins_practice_v
     let practice = s.call(Call::get("/api/practice/sign-ins").session(&anna)).await.json();
     assert_eq!(practice.as_array().unwrap().len(), 3);
     assert_eq!(s.call(Call::get("/api/practice/sign-ins").session(&bram)).await.status, 403);
+}
+
+#[tokio::test]
+async fn turning_the_second_factor_on_ends_the_sessions_that_did_not_pass_it() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let older = s.sign_in("anna", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
+    let policy = serde_json::json!({
+        "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": true, "hipaa_mode": false
+    });
+    assert_eq!(s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(policy)).await.status, 200);
+    set_up(&s, &anna).await;
+    // The session that set it up passed it; the password-only one ended.
+    assert_eq!(s.call(Call::get("/api/me").session(&older)).await.status, 401);
+    assert_eq!(s.call(Call::get("/api/practice/policy").session(&anna)).await.status, 200);
+    let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
+    assert_eq!(events[0]["kind"], "second-factor-enabled");
+}
+
+#[tokio::test]
+async fn guessing_codes_for_new_recovery_codes_is_bounded() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let (secret, _) = set_up(&s, &anna).await;
+    let right = code(&s, &secret, 1);
+    let ask =
+        |c: &str| s.call(Call::post("/api/account/recovery-codes").session(&anna).json(serde_json::json!({"code": c})));
+    for _ in 0..kluis_server::accounts::MAX_TICKET_TRIES {
+        assert_eq!(ask(&wrong(&right)).await.status, 400);
+    }
+    // The fifth wrong code ended the session; each one counted against the account.
+    assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.status, 401);
+    assert_eq!(ask(&right).await.status, 401);
+    let user = s.state.accounts.user_by_name("anna").unwrap().unwrap();
+    assert_eq!(user.failures.unknown, kluis_server::accounts::MAX_TICKET_TRIES);
+}
+
+#[tokio::test]
+async fn a_shorter_idle_time_reaches_the_sessions_already_open() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let policy = serde_json::json!({
+        "idle_minutes": 5, "absolute_hours": 12, "min_password_chars": 0, "second_factor_required": false, "hipaa_mode": false
+    });
+    assert_eq!(s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(policy)).await.status, 200);
+    s.clock.advance(6 * 60 * 1000);
+    assert_eq!(s.call(Call::get("/api/me").session(&bram)).await.status, 401, "opened with 15 minutes, ended after 5");
+}
+
+#[tokio::test]
+async fn a_reset_ends_the_sign_ins_under_way() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let carl = s.member("P", "carl", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let (secret, _) = set_up(&s, &carl).await;
+    s.clock.advance(TOTP_STEP_SECS * 1000);
+    let ticket = password_step(&s, "carl").await;
+    let reset = Call::post("/api/practice/users/carl/second-factor-reset")
+        .session(&anna)
+        .json(serde_json::json!({"verified_by": "Anna", "evidence": "video-call"}));
+    assert_eq!(s.call(reset).await.status, 204);
+    assert_eq!(second_step(&s, &ticket, &code(&s, &secret, 0)).await.status, 401);
+}
+
+#[tokio::test]
+async fn debug_output_prints_no_secret() {
+    let s = TestServer::cheap();
+    s.practice("P", "anna").await;
+    let anna = s.state.accounts.user_by_name("anna").unwrap().unwrap();
+    let setup = s.state.accounts.begin_totp(&anna.id).unwrap();
+    let shown = format!("{setup:?}");
+    assert!(!shown.contains(setup.secret.as_str()) && !shown.contains("otpauth"), "{shown}");
+    let step = kluis_server::accounts::SecondStep {
+        ticket: "TICKET-VALUE",
+        code: "123456",
+        ip: "10.0.0.1".parse().unwrap(),
+        user_agent: "t",
+        old_session: Some("SESSION-VALUE"),
+    };
+    let shown = format!("{step:?}");
+    assert!(
+        !shown.contains("TICKET-VALUE") && !shown.contains("123456") && !shown.contains("SESSION-VALUE"),
+        "{shown}"
+    );
+    let mail = kluis_server::mail::Mail {
+        to: "a@example.org".into(),
+        subject: "Code".into(),
+        body: "confirm it: 654321".into(),
+        unsubscribe: Some("https://x/api/unsubscribe?token=TOKEN-VALUE".into()),
+    };
+    let shown = format!("{mail:?}");
+    assert!(!shown.contains("654321") && !shown.contains("TOKEN-VALUE"), "{shown}");
 }

@@ -1,6 +1,6 @@
 //! What the accounts store holds (FORMAT.md §9.2): JSON values in sled, one tree per kind.
 //! Every value carries no secret in the clear: passwords are Argon2id PHC strings, and codes,
-//! session tokens and known-browser tokens are stored only as their SHA-256 (the tree's key).
+//! session tokens and link tokens are stored only as their SHA-256 (the tree's key).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -166,19 +166,19 @@ pub enum UserState {
     Disabled,
 }
 
-/// Consecutive failed sign-ins, counted apart for known browsers (which an attacker elsewhere
-/// cannot present) and for everything else, so an attacker's failures never lock the owner's
-/// own browsers out.
+/// Consecutive failed sign-ins, counted apart for the account's trusted devices (whose keys an
+/// attacker elsewhere cannot use) and for everything else, so an attacker's failures never lock
+/// the owner's own devices out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Failures {
-    /// From browsers this account has not signed in with before.
+    /// From devices this account does not trust.
     pub unknown: u32,
-    /// From browsers that carry this account's known-browser token.
+    /// From this account's trusted devices.
     pub known: u32,
-    /// Time of the last failure from an unknown browser.
+    /// Time of the last failure from an unknown device.
     pub unknown_last_ms: Millis,
-    /// Time of the last failure from a known browser (kept apart, so an attacker's failures
+    /// Time of the last failure from a trusted device (kept apart, so an attacker's failures
     /// never extend the owner's back-off).
     pub known_last_ms: Millis,
 }
@@ -217,6 +217,54 @@ pub struct User {
     /// A TOTP set-up begun and not yet confirmed with a code.
     #[serde(default)]
     pub pending_totp: Option<PendingTotp>,
+    /// Which optional notices the user wants.
+    #[serde(default)]
+    pub notifications: Notifications,
+}
+
+/// The optional notices a user may turn off (the security notices, such as codes, links and
+/// changes to the account's protection, are always sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// A notice when a new browser is confirmed for the account (default on).
+    pub new_device: bool,
+    /// A notice of every sign-in (default off; always sent in HIPAA mode).
+    pub every_sign_in: bool,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications { new_device: true, every_sign_in: false }
+    }
+}
+
+/// The kinds of optional notice, as named in unsubscribe links and the preferences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// A new browser was confirmed.
+    NewDevice,
+    /// A sign-in happened.
+    EverySignIn,
+}
+
+impl Notifications {
+    /// Whether the user wants notices of `kind`.
+    pub fn wants(&self, kind: NoticeKind) -> bool {
+        match kind {
+            NoticeKind::NewDevice => self.new_device,
+            NoticeKind::EverySignIn => self.every_sign_in,
+        }
+    }
+
+    /// Turns notices of `kind` off.
+    pub fn turn_off(&mut self, kind: NoticeKind) {
+        match kind {
+            NoticeKind::NewDevice => self.new_device = false,
+            NoticeKind::EverySignIn => self.every_sign_in = false,
+        }
+    }
 }
 
 /// A user's second factor (FORMAT.md §9.2).
@@ -271,6 +319,17 @@ pub struct Session {
     pub expires_ms: Millis,
     /// The browser's User-Agent, shortened.
     pub user_agent: String,
+    /// The trusted device the session was opened on (its public handle), if any.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Whether the sign-in passed the user's second factor (or the user set it up in this
+    /// session): a session without it ends once the user has a second factor.
+    #[serde(default)]
+    pub second_factor: bool,
+    /// Wrong second-factor codes typed in this session (new recovery codes ask for one); the
+    /// session ends at the limit.
+    #[serde(default)]
+    pub code_failures: u32,
 }
 
 /// The outcome of a sign-in attempt, as logged.
@@ -289,6 +348,11 @@ pub enum SignInResult {
     Locked,
     /// The account is disabled.
     Disabled,
+    /// Password (and code) right, from a browser the account does not trust yet: it waits for a
+    /// one-time code or an approval from a trusted device.
+    DeviceConfirmation,
+    /// A trusted device refused to approve the new browser.
+    DeviceDenied,
 }
 
 /// One sign-in attempt.
@@ -304,8 +368,12 @@ pub struct SignIn {
     pub ip: String,
     /// Its User-Agent, shortened.
     pub user_agent: String,
-    /// Whether it came from a browser this account signed in with before.
-    pub known_browser: bool,
+    /// Whether it came from a device this account trusts (the name before devices had keys).
+    #[serde(alias = "known_browser")]
+    pub known_device: bool,
+    /// That device's public handle, if it proved one.
+    #[serde(default)]
+    pub device: Option<String>,
     /// What happened.
     pub result: SignInResult,
 }
@@ -348,6 +416,14 @@ pub enum EventKind {
     SessionEndedByLink,
     /// The password was set anew with an e-mailed reset link.
     PasswordReset,
+    /// The user turned on a second factor.
+    SecondFactorEnabled,
+    /// The user made new recovery codes (the old ones stopped working).
+    RecoveryCodesRenewed,
+    /// A new browser became a trusted device of the user.
+    DeviceTrusted,
+    /// The user removed one of their trusted devices (its sessions ended).
+    DeviceRevoked,
 }
 
 /// A password reset link; the tree key is the hash of its token.
@@ -358,6 +434,40 @@ pub struct PasswordReset {
     pub user: Id,
     /// When the link stops working.
     pub expires_ms: Millis,
+}
+
+/// An unsubscribe link of an optional notice; the tree key is the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsubscribe {
+    /// Whose notices.
+    pub user: Id,
+    /// Which kind the link turns off.
+    pub kind: NoticeKind,
+    /// When the link stops working.
+    pub expires_ms: Millis,
+}
+
+/// A browser the user trusts: it proved possession of its device key (FORMAT.md §9.5) and
+/// was confirmed once by an out-of-band code, an approval from another trusted device, or
+/// enrollment. The tree key is the user id and the SHA-256 of the public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Public handle: 16 hex digits of the public key's SHA-256.
+    pub id: String,
+    /// Whose device.
+    pub user: Id,
+    /// The P-256 public key, uncompressed SEC1 (65 bytes), base64url without padding.
+    pub public_key: String,
+    /// The name the user gave it (at first: the browser and system it reported).
+    pub name: String,
+    /// When it was confirmed.
+    pub created_ms: Millis,
+    /// Its last sign-in.
+    pub last_seen_ms: Millis,
+    /// How it was confirmed: `enrollment`, `e-mail code`, `sms code` or `device <id>`.
+    pub confirmed_by: String,
 }
 
 /// A "this was not me" link of a sign-in notice; the tree key is the hash of its token.
@@ -384,18 +494,11 @@ pub struct SecurityEvent {
     pub user: Id,
     /// Who did it: `admin:<username>` or `operator`.
     pub by: String,
-    /// Who checked the user's identity (a name, as typed).
+    /// Who checked the user's identity (a name, as typed; empty when nobody had to).
     pub verified_by: String,
-    /// How.
-    pub evidence: Evidence,
-}
-
-/// A browser that signed in to an account before; the tree key is the hash of its token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KnownBrowser {
-    /// The account.
-    pub user: Id,
-    /// When it first signed in.
-    pub created_ms: Millis,
+    /// How (for a second-factor reset; otherwise none).
+    pub evidence: Option<Evidence>,
+    /// The device concerned, for device events (its public handle).
+    #[serde(default)]
+    pub device: Option<String>,
 }

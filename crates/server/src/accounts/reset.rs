@@ -1,10 +1,14 @@
 //! Password reset by an e-mailed link (NIST SP 800-63B-4 §4.2: a recovery code sent to an
 //! address of record). The link is valid for an hour and works once; asking for one answers the
-//! same whether the username exists or not. A reset sets a new password and ends every session;
-//! it signs nobody in, so the second factor is still asked at the next sign-in, and it touches no
-//! data: the notes depend on the key file, not on the password.
+//! same, at once, whether the username exists or not (the work happens after the answer). A
+//! request never cancels a link sent earlier, so a stranger who keeps asking cannot spoil the
+//! owner's; an account has at most [`MAX_LIVE_RESETS`] live links, and asking beyond that sends
+//! nothing until one expires. Using a link spends all of them. A reset sets a new password and
+//! ends every session; it signs nobody in, so the second factor and the confirmation of a new
+//! browser are still asked at the next sign-in, and it touches no data: the notes depend on the
+//! key file, not on the password.
 
-use super::model::{EventKind, Evidence, PasswordReset, SecurityEvent, UserState};
+use super::model::{EventKind, PasswordReset, UserState};
 use super::password::{Password, min_chars};
 use super::secrets::{Secret, SecretKind, hash_presented};
 use super::{AccountError, Accounts, from_json, to_json};
@@ -12,24 +16,30 @@ use crate::clock::Millis;
 
 /// How long a reset link works, ms (one hour).
 pub const RESET_LIFETIME_MS: Millis = 60 * 60 * 1000;
+/// Live reset links one account may have (a bound on the mail a stranger can cause).
+pub const MAX_LIVE_RESETS: usize = 3;
 /// The page a reset link opens (its token in the fragment).
 const RESET_PAGE: &str = "/act.html";
 
 impl Accounts {
     /// Sends a reset link to the address of record of `username`, if there is such an active
-    /// account with an address and mail is set up. Says nothing about which: the caller answers
-    /// the same either way. A new link replaces the user's earlier ones.
+    /// account with an address and mail is set up, and it has fewer than [`MAX_LIVE_RESETS`]
+    /// live links. Says nothing about which: the caller answers the same either way.
     pub async fn request_password_reset(&self, username: &str) -> Result<(), AccountError> {
         let Some(user) = self.user_by_name(username)?.filter(|u| u.state == UserState::Active) else { return Ok(()) };
         let Some(mailer) = self.mailer.clone() else { return Ok(()) };
         if user.email.is_none() {
             return Ok(());
         }
-        for kv in self.resets.iter() {
-            let (key, v) = kv?;
-            if from_json::<PasswordReset>(&v)?.user == user.id {
-                self.resets.remove(key)?;
-            }
+        let now = self.clock.now();
+        let mut live = 0;
+        for v in self.resets.iter().values() {
+            let r: PasswordReset = from_json(&v?)?;
+            live += usize::from(r.user == user.id && now < r.expires_ms);
+        }
+        if live >= MAX_LIVE_RESETS {
+            tracing::info!(user = %user.id, "password reset asked again; links are out already");
+            return Ok(());
         }
         let token = Secret::token()?;
         let record = PasswordReset { user: user.id, expires_ms: self.clock.now().saturating_add(RESET_LIFETIME_MS) };
@@ -51,7 +61,7 @@ impl Accounts {
     /// ends every session of the user, records the event and announces it. The link is spent
     /// only when this succeeds.
     pub async fn complete_password_reset(&self, token: &str, password: Password) -> Result<(), AccountError> {
-        let bad = || AccountError::Invalid("this link is not valid: it was used, it expired, or a newer one was sent");
+        let bad = || AccountError::Invalid("this link is not valid: it was used, or it expired");
         let key = hash_presented(SecretKind::Reset, token).ok_or_else(bad)?;
         let stored = self.resets.get(key)?.ok_or_else(bad)?;
         let record: PasswordReset = from_json(&stored)?;
@@ -84,24 +94,21 @@ impl Accounts {
             u.failures = Default::default();
         })?;
         self.end_all_sessions(&user.id)?;
-        let event = SecurityEvent {
-            at_ms: self.clock.now(),
-            kind: EventKind::PasswordReset,
-            user: user.id,
-            by: "user:e-mail link".to_owned(),
-            verified_by: String::new(),
-            evidence: Evidence::Other,
-        };
+        self.tickets.remove_user(&user.id);
+        // Every other link of the account is spent with this one.
+        for kv in self.resets.iter() {
+            let (k, v) = kv?;
+            if from_json::<PasswordReset>(&v)?.user == user.id {
+                self.resets.remove(k)?;
+            }
+        }
+        let event = self.simple_event(EventKind::PasswordReset, &user, "user:e-mail link", None);
         self.record_event(user.practice.as_ref(), &event)?;
         self.flush().await?;
-        self.notify(
+        self.notice_security_change(
             &user,
             "Your kluis password was changed",
-            format!(
-                "The password of your kluis account {} was changed with a reset link, and every session was ended.\n\n\
-                 If this was not you, tell your practice admin at once.",
-                user.username
-            ),
+            "The password of your kluis account was changed with a reset link, and every session was ended.",
         );
         Ok(())
     }

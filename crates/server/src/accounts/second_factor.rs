@@ -16,9 +16,10 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 use zeroize::Zeroizing;
 
-use super::model::{Id, PendingTotp, SecondFactor, User};
+use super::model::{EventKind, Id, PendingTotp, SecondFactor, User};
 use super::secrets::{Secret, SecretKind, hash_presented};
-use super::{AccountError, Accounts};
+use super::throttle::Gate;
+use super::{AccountError, Accounts, Signed};
 use crate::clock::Millis;
 
 /// Bytes of a TOTP secret: 160 bits (RFC 4226 §4, requirement R6).
@@ -39,12 +40,17 @@ pub const RECOVERY_CODES: usize = 10;
 const SEALED_TOTP: &str = "totp";
 
 /// What the user needs to add kluis to an authenticator app.
-#[derive(Debug)]
 pub struct TotpEnrollment {
     /// The secret in base32 (RFC 4648), for typing in by hand.
     pub secret: Zeroizing<String>,
     /// The `otpauth://totp/…` URI that the QR code holds.
     pub uri: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for TotpEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrollment(..)")
+    }
 }
 
 fn totp(secret: Vec<u8>, account: &str) -> Result<TOTP, AccountError> {
@@ -115,7 +121,15 @@ impl Accounts {
             .seal(SEALED_TOTP, &u.id.0, &secret[..])
             .map_err(|_| AccountError::Internal("sealing failed"))?;
         let pending = PendingTotp { totp: sealed, expires_ms: self.clock.now().saturating_add(TOTP_ENROLLMENT_MS) };
-        let u = self.update_user(user, |u| u.pending_totp = Some(pending.clone()))?;
+        // Checked again inside the atomic update: a second factor confirmed meanwhile stays.
+        let u = self.update_user(user, |u| {
+            if u.second_factor.is_none() {
+                u.pending_totp = Some(pending.clone());
+            }
+        })?;
+        if u.pending_totp.as_ref() != Some(&pending) {
+            return Err(AccountError::Invalid("a second factor is set up already"));
+        }
         let t = totp(secret.to_vec(), &u.username)?;
         Ok(TotpEnrollment { secret: Zeroizing::new(t.get_secret_base32()), uri: Zeroizing::new(t.get_url()) })
     }
@@ -144,8 +158,11 @@ impl Accounts {
     }
 
     /// Confirms TOTP enrollment with a code from the new secret: the second factor becomes
-    /// active, and a first set of recovery codes is returned (shown once).
-    pub async fn confirm_totp(&self, user: &Id, code: &str) -> Result<Vec<Secret>, AccountError> {
+    /// active, this session counts as having passed it, every other session of the user ends
+    /// (they did not), and a first set of recovery codes is returned (shown once). Announced
+    /// by e-mail and recorded.
+    pub async fn confirm_totp(&self, signed: &Signed, code: &str) -> Result<Vec<Secret>, AccountError> {
+        let user = &signed.user.id;
         let u = self.user(user)?;
         let t = self.pending_totp(&u)?;
         let now = self.clock.now();
@@ -153,16 +170,34 @@ impl Accounts {
             matching_step(&t, code, now).ok_or(AccountError::Invalid("that code is not right; try the next one"))?;
         let pending = u.pending_totp.clone().ok_or(AccountError::NotFound)?;
         let (codes, hashes) = Self::fresh_recovery_codes()?;
-        self.update_user(user, |u| {
-            u.second_factor = Some(SecondFactor {
-                totp: pending.totp.clone(),
-                last_step: step,
-                enabled_ms: now,
-                recovery: hashes.clone(),
-            });
-            u.pending_totp = None;
+        // Checked again inside the atomic update: only the set-up this code belongs to is
+        // confirmed, and only once.
+        let mut confirmed = false;
+        let u = self.update_user(user, |u| {
+            confirmed = u.second_factor.is_none() && u.pending_totp.as_ref() == Some(&pending);
+            if confirmed {
+                u.second_factor = Some(SecondFactor {
+                    totp: pending.totp.clone(),
+                    last_step: step,
+                    enabled_ms: now,
+                    recovery: hashes.clone(),
+                });
+                u.pending_totp = None;
+            }
         })?;
+        if !confirmed {
+            return Err(AccountError::Invalid("start the authenticator set-up again"));
+        }
+        self.update_session(signed, |s| s.second_factor = true)?;
+        self.end_other_sessions(user, Some(&signed.session.id))?;
+        self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::SecondFactorEnabled, &u, "user", None))?;
         self.flush().await?;
+        self.notice_security_change(
+            &u,
+            "Two-step sign-in is on for your kluis account",
+            "Two-step sign-in with an authenticator app was turned on for your kluis account, and every other\n\
+             session was ended. From now on kluis asks for a code from the app after your password.",
+        );
         Ok(codes)
     }
 
@@ -189,19 +224,41 @@ impl Accounts {
     }
 
     /// A new set of recovery codes, replacing the old, for a user who proves the second factor
-    /// with a current code.
-    pub async fn regenerate_recovery_codes(&self, user: &Id, code: &str) -> Result<Vec<Secret>, AccountError> {
+    /// with a current code. Guesses are bounded: a wrong code counts as a failed sign-in of the
+    /// account (so its back-off applies), and the session ends at the fifth.
+    pub async fn regenerate_recovery_codes(&self, signed: &Signed, code: &str) -> Result<Vec<Secret>, AccountError> {
+        let user = &signed.user.id;
         let u = self.user(user)?;
+        let (decision, before) = self.reserve_failure(&u, false)?;
+        match decision {
+            Gate::Open => {}
+            Gate::Wait(ms) => return Err(AccountError::Throttled(ms)),
+            Gate::Locked => return Err(AccountError::Throttled(super::throttle::MAX_DELAY_MS)),
+        }
         if !self.spend_second_factor(&u, code)? {
+            let tries = signed.session.code_failures.saturating_add(1);
+            if tries >= super::MAX_TICKET_TRIES {
+                self.end_signed(signed)?;
+            } else {
+                self.update_session(signed, |s| s.code_failures = tries)?;
+            }
+            self.flush().await?;
             return Err(AccountError::Invalid("that code is not right; try the next one"));
         }
+        self.take_back(&u, false, before, None)?;
         let (codes, hashes) = Self::fresh_recovery_codes()?;
-        self.update_user(user, |u| {
+        let u = self.update_user(user, |u| {
             if let Some(f) = u.second_factor.as_mut() {
                 f.recovery.clone_from(&hashes);
             }
         })?;
+        self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::RecoveryCodesRenewed, &u, "user", None))?;
         self.flush().await?;
+        self.notice_security_change(
+            &u,
+            "New recovery codes for your kluis account",
+            "New recovery codes were made for your kluis account; the earlier ones no longer work.",
+        );
         Ok(codes)
     }
 }
@@ -226,13 +283,15 @@ impl Accounts {
             u.pending_totp = None;
         })?;
         self.end_all_sessions(user)?;
+        self.tickets.remove_user(user);
         let event = super::model::SecurityEvent {
             at_ms: self.clock.now(),
             kind: super::model::EventKind::SecondFactorReset,
             user: u.id,
             by: by.to_owned(),
             verified_by: verified_by.to_owned(),
-            evidence,
+            evidence: Some(evidence),
+            device: None,
         };
         self.record_event(u.practice.as_ref(), &event)?;
         tracing::info!(user = %u.id, by, "second factor reset");

@@ -1,4 +1,4 @@
-//! The server's own random secrets: session tokens, known-browser tokens and enrollment codes.
+//! The server's own random secrets: session tokens, link tokens, enrollment and one-time codes.
 //!
 //! All come from the operating system's CSPRNG. Only their SHA-256 is stored, under a label per
 //! kind (so a leaked database holds nothing that signs anyone in), and they are compared by
@@ -11,12 +11,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::AccountError;
 
-/// Bytes of a session or known-browser token: 128 bits (ASVS 7.2.3).
+/// Bytes of a session or link token: 128 bits (ASVS 7.2.3).
 pub const TOKEN_BYTES: usize = 16;
 /// Characters of an enrollment or invitation code: 20 base32 characters, 100 bits.
 pub const CODE_CHARS: usize = 20;
 /// Characters per group when a code is shown.
 pub const CODE_GROUP: usize = 4;
+/// Digits of a one-time code that confirms a new browser (short enough to type from an SMS;
+/// guessing is bounded by the tries a sign-in ticket allows).
+pub const DEVICE_CODE_DIGITS: usize = 6;
 
 /// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or retyped is unambiguous.
 fn code_alphabet() -> Encoding {
@@ -32,8 +35,6 @@ fn code_alphabet() -> Encoding {
 pub enum SecretKind {
     /// A session cookie.
     Session,
-    /// A known-browser cookie.
-    Browser,
     /// An enrollment or invitation code.
     Code,
     /// A second-factor recovery code (the same form as a code).
@@ -44,18 +45,23 @@ pub enum SecretKind {
     NotMe,
     /// The token of a password reset link (the same form as a token).
     Reset,
+    /// The one-time code that confirms a new browser (six digits).
+    DeviceCode,
+    /// The token of an unsubscribe link (the same form as a token).
+    Unsubscribe,
 }
 
 impl SecretKind {
     fn label(self) -> &'static [u8] {
         match self {
             SecretKind::Session => b"kluis/v1/server/session",
-            SecretKind::Browser => b"kluis/v1/server/browser",
             SecretKind::Code => b"kluis/v1/server/code",
             SecretKind::Recovery => b"kluis/v1/server/recovery-code",
             SecretKind::Ticket => b"kluis/v1/server/sign-in-ticket",
             SecretKind::NotMe => b"kluis/v1/server/not-me",
             SecretKind::Reset => b"kluis/v1/server/password-reset",
+            SecretKind::DeviceCode => b"kluis/v1/server/device-code",
+            SecretKind::Unsubscribe => b"kluis/v1/server/unsubscribe",
         }
     }
 }
@@ -100,6 +106,19 @@ impl Secret {
         Ok(Secret(groups.join("-")))
     }
 
+    /// A fresh one-time code of [`DEVICE_CODE_DIGITS`] decimal digits, uniform (rejection
+    /// sampling, so no digit string is likelier than another).
+    pub fn digits() -> Result<Self, AccountError> {
+        const RANGE: u32 = 1_000_000;
+        const LIMIT: u32 = u32::MAX - u32::MAX % RANGE;
+        loop {
+            let n = u32::from_be_bytes(random::<4>()?);
+            if n < LIMIT {
+                return Ok(Secret(format!("{:06}", n % RANGE)));
+            }
+        }
+    }
+
     /// The secret as shown to its holder.
     pub fn expose(&self) -> &str {
         &self.0
@@ -115,7 +134,7 @@ impl Secret {
 /// Codes are compared without their grouping and case, so `abcd efgh…` is accepted.
 pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
     let canonical = match kind {
-        SecretKind::Session | SecretKind::Browser | SecretKind::Ticket | SecretKind::NotMe | SecretKind::Reset => {
+        SecretKind::Session | SecretKind::Ticket | SecretKind::NotMe | SecretKind::Reset | SecretKind::Unsubscribe => {
             let bytes = BASE64URL_NOPAD.decode(presented.as_bytes()).ok()?;
             if bytes.len() != TOKEN_BYTES {
                 return None;
@@ -128,6 +147,13 @@ pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
             // Crockford's decoding of look-alikes.
             c = c.replace(['I', 'L'], "1").replace('O', "0");
             if c.len() != CODE_CHARS || code_alphabet().decode(c.as_bytes()).is_err() {
+                return None;
+            }
+            c
+        }
+        SecretKind::DeviceCode => {
+            let c: String = presented.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+            if c.len() != DEVICE_CODE_DIGITS || !c.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             c
@@ -170,5 +196,22 @@ mod tests {
         assert!(hash_presented(SecretKind::Session, a.expose()).is_some());
         assert!(hash_presented(SecretKind::Session, "not a token").is_none());
         assert_eq!(format!("{a:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn device_codes_are_six_digits_and_spread_over_every_digit() {
+        let mut seen = [0u32; 10];
+        for _ in 0..200 {
+            let c = Secret::digits().unwrap();
+            assert_eq!(c.expose().len(), DEVICE_CODE_DIGITS);
+            assert!(hash_presented(SecretKind::DeviceCode, c.expose()).is_some());
+            for b in c.expose().bytes() {
+                seen[usize::from(b - b'0')] += 1;
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 60), "{seen:?}");
+        assert_eq!(hash_presented(SecretKind::DeviceCode, "12345"), None);
+        assert_eq!(hash_presented(SecretKind::DeviceCode, "12345a"), None);
+        assert_eq!(hash_presented(SecretKind::DeviceCode, "123 456"), hash_presented(SecretKind::DeviceCode, "123456"));
     }
 }

@@ -23,6 +23,8 @@ pub struct SessionView {
     pub expires_ms: Millis,
     /// Its browser.
     pub user_agent: String,
+    /// The trusted device it runs on (public handle), if any.
+    pub device: Option<String>,
     /// Whether it is the session asking.
     pub current: bool,
 }
@@ -42,12 +44,16 @@ fn index_key(user: &Id, session_id: &str) -> Vec<u8> {
 }
 
 impl Accounts {
-    /// Starts a session for `user`; returns the token for the cookie.
-    pub(super) fn start_session(&self, user: &User, user_agent: &str) -> Result<(Secret, Session), AccountError> {
-        let policy = match user.practice {
-            Some(p) => self.practice(&p)?.policy,
-            None => Default::default(),
-        };
+    /// Starts a session for `user` on `device`, which passed the second factor or not; returns
+    /// the token for the cookie.
+    pub(super) fn start_session(
+        &self,
+        user: &User,
+        user_agent: &str,
+        device: Option<String>,
+        second_factor: bool,
+    ) -> Result<(Secret, Session), AccountError> {
+        let policy = self.policy_of(user)?;
         let now = self.clock.now();
         let token = Secret::token()?;
         let session = Session {
@@ -58,11 +64,32 @@ impl Accounts {
             idle_ms: u64::from(policy.idle_minutes).saturating_mul(60_000),
             expires_ms: now.saturating_add(u64::from(policy.absolute_hours).saturating_mul(3_600_000)),
             user_agent: shorten(user_agent, MAX_USER_AGENT_CHARS),
+            device,
+            second_factor,
+            code_failures: 0,
         };
         let key = token.hash(SecretKind::Session);
         self.sessions.insert(key, to_json(&session)?)?;
         self.user_sessions.insert(index_key(&user.id, &session.id), &key)?;
         Ok((token, session))
+    }
+
+    /// The practice policy that applies to `user` (the defaults for the operator's staff).
+    pub(super) fn policy_of(&self, user: &User) -> Result<super::model::Policy, AccountError> {
+        match user.practice {
+            Some(p) => Ok(self.practice(&p)?.policy),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// When a session ends, by the stricter of the rules it started with and the practice's
+    /// policy now (an admin who shortens the idle time shortens the open sessions too).
+    fn ends_at(session: &Session, policy: &super::model::Policy) -> Millis {
+        let idle = session.idle_ms.min(u64::from(policy.idle_minutes).saturating_mul(60_000));
+        let absolute = session
+            .expires_ms
+            .min(session.created_ms.saturating_add(u64::from(policy.absolute_hours).saturating_mul(3_600_000)));
+        absolute.min(session.last_active_ms.saturating_add(idle))
     }
 
     fn end_session(&self, key: &[u8; 32], session: &Session) -> Result<(), AccountError> {
@@ -72,9 +99,10 @@ impl Accounts {
     }
 
     /// The signed-in user behind a session cookie, or `None` when the cookie is unknown,
-    /// expired (idle or absolute), revoked, or its user is no longer active. An expired session
-    /// is deleted when seen. `user_activity` (the browser's mark on requests caused by user
-    /// input) extends the idle timeout; background requests do not.
+    /// expired (idle or absolute, by the practice's policy now if that is stricter), revoked,
+    /// its user is no longer active, or the user has a second factor that this session did not
+    /// pass. A session found dead is deleted. `user_activity` (the browser's mark on requests
+    /// caused by user input) extends the idle timeout; background requests do not.
     pub fn authenticate(&self, cookie: &str, user_activity: bool) -> Result<Option<Signed>, AccountError> {
         let Some(key) = hash_presented(SecretKind::Session, cookie) else { return Ok(None) };
         let Some(v) = self.sessions.get(key)? else { return Ok(None) };
@@ -92,12 +120,34 @@ impl Accounts {
             }
             Err(e) => return Err(e),
         };
+        let policy = self.policy_of(&user)?;
+        if now >= Self::ends_at(&session, &policy) || (user.second_factor.is_some() && !session.second_factor) {
+            self.end_session(&key, &session)?;
+            return Ok(None);
+        }
         if user_activity {
             session.last_active_ms = now;
             // A compare-and-swap, so a touch never resurrects a session revoked meanwhile.
             let _ = self.sessions.compare_and_swap(key, Some(v), Some(to_json(&session)?))?;
         }
         Ok(Some(Signed { user, session, key }))
+    }
+
+    /// Changes the signed-in session's record in one atomic step (a session ended meanwhile
+    /// stays ended).
+    pub(super) fn update_session(&self, signed: &Signed, change: impl Fn(&mut Session)) -> Result<(), AccountError> {
+        self.sessions.update_and_fetch(signed.key, |old| {
+            let old = old?;
+            let Ok(mut s) = from_json::<Session>(old) else { return Some(old.to_vec()) };
+            change(&mut s);
+            to_json(&s).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        Ok(())
+    }
+
+    /// Ends the signed-in session.
+    pub(super) fn end_signed(&self, signed: &Signed) -> Result<(), AccountError> {
+        self.end_session(&signed.key, &signed.session)
     }
 
     /// Ends the session behind a presented cookie, whoever's it is (a new sign-in replaces it).
@@ -151,6 +201,7 @@ impl Accounts {
                 last_active_ms: s.last_active_ms,
                 expires_ms: s.expires_ms,
                 user_agent: s.user_agent,
+                device: s.device,
             });
         }
         out.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
@@ -183,15 +234,39 @@ impl Accounts {
         Ok(())
     }
 
-    /// Ends every session of a user (disabling an account, a password change).
-    pub fn end_all_sessions(&self, user: &Id) -> Result<usize, AccountError> {
+    /// Ends the user's sessions opened on one device (it was revoked); returns how many.
+    pub(super) fn end_device_sessions(&self, user: &Id, device: &str) -> Result<usize, AccountError> {
         let mut n = 0;
         for kv in self.user_sessions.scan_prefix(user.0) {
             let (index, key) = kv?;
+            let Some(v) = self.sessions.get(&key)? else { continue };
+            let s: Session = from_json(&v)?;
+            if s.device.as_deref() == Some(device) {
+                self.sessions.remove(&key)?;
+                self.user_sessions.remove(index)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Ends every session of a user but `keep` (the one that asked), if given.
+    pub(super) fn end_other_sessions(&self, user: &Id, keep: Option<&str>) -> Result<usize, AccountError> {
+        let mut n = 0;
+        for kv in self.user_sessions.scan_prefix(user.0) {
+            let (index, key) = kv?;
+            if keep.is_some_and(|k| index.get(16..) == Some(k.as_bytes())) {
+                continue;
+            }
             self.sessions.remove(&key)?;
             self.user_sessions.remove(index)?;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Ends every session of a user (disabling an account, a password change).
+    pub fn end_all_sessions(&self, user: &Id) -> Result<usize, AccountError> {
+        self.end_other_sessions(user, None)
     }
 }

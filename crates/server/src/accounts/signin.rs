@@ -8,35 +8,16 @@ use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{Failures, Id, KnownBrowser, SignIn, SignInResult, User, UserState};
+use super::devices::DeviceKey;
+use super::model::Id;
+use super::model::{Failures, SignIn, SignInResult, User, UserState};
 use super::password::{Password, Verified};
 use super::secrets::{Secret, SecretKind, hash_presented};
 use super::throttle::{Gate, fail, gate};
+use super::tickets::{Stage, TICKET_LIFETIME_MS, Ticket};
 use super::{AccountError, Accounts, MAX_USER_AGENT_CHARS, from_json, shorten, to_json};
 
-/// How long the server honours a known-browser token, ms (400 days, as the cookie).
-pub const KNOWN_BROWSER_LIFETIME_MS: u64 = 400 * 24 * 60 * 60 * 1000;
-/// How long a sign-in waits for its second factor after the password, ms.
-pub const TICKET_LIFETIME_MS: u64 = 5 * 60 * 1000;
-/// Wrong second-factor codes one ticket takes before it ends (each also counts as a failed
-/// sign-in of the account, so the account's back-off applies as well).
-pub const MAX_TICKET_TRIES: u32 = 5;
-
-/// A sign-in whose password was right, waiting for its second factor; in memory only (a
-/// restart asks for the password again). The key is the hash of the ticket cookie.
-#[derive(Debug, Default)]
-pub(super) struct Tickets(std::sync::Mutex<std::collections::HashMap<[u8; 32], Ticket>>);
-
-#[derive(Debug, Clone)]
-struct Ticket {
-    user: Id,
-    known: bool,
-    expires_ms: u64,
-    tries: u32,
-}
-
 /// The second step of a sign-in, as it arrives.
-#[derive(Debug)]
 pub struct SecondStep<'a> {
     /// The ticket cookie the first step set.
     pub ticket: &'a str,
@@ -50,6 +31,13 @@ pub struct SecondStep<'a> {
     pub old_session: Option<&'a str>,
 }
 
+impl std::fmt::Debug for SecondStep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The ticket and the code are secrets.
+        f.debug_struct("SecondStep").field("ip", &self.ip).finish_non_exhaustive()
+    }
+}
+
 /// One sign-in attempt as it arrives.
 #[derive(Debug)]
 pub struct Attempt<'a> {
@@ -61,23 +49,21 @@ pub struct Attempt<'a> {
     pub ip: IpAddr,
     /// Its User-Agent.
     pub user_agent: &'a str,
-    /// The known-browser token it presented (cookie or header), if any.
-    pub browser: Option<&'a str>,
+    /// The device key the browser proved for this request, if any.
+    pub device: Option<DeviceKey>,
     /// The session cookie it presented, if any: ended on success (a new session replaces it).
     pub old_session: Option<&'a str>,
 }
 
-/// What a sign-in attempt gets.
+/// What a sign-in step gets.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Signed in: the session token, and a known-browser token when the browser had none.
+    /// Signed in: the session token.
     Success {
         /// The user.
         user: Box<User>,
         /// The session cookie's value.
         session: Secret,
-        /// A new known-browser cookie's value.
-        browser: Option<Secret>,
     },
     /// The password was right and the account has a second factor: ask for a code, then
     /// call [`Accounts::second_step`] with this ticket.
@@ -85,27 +71,43 @@ pub enum Outcome {
         /// The ticket cookie's value.
         ticket: Secret,
     },
+    /// Password (and code) right, from a browser the account does not trust: it must be
+    /// confirmed with the code sent by `channels`, or approved from a trusted device.
+    ConfirmDevice {
+        /// The ticket cookie's value.
+        ticket: Secret,
+        /// `e-mail`, `sms`: where the code went; `device`: a trusted device can approve.
+        channels: Vec<&'static str>,
+    },
+    /// Still waiting for a trusted device's approval.
+    Waiting,
     /// Wrong username or password (one answer for both); or a wrong or spent code.
     Failed,
+    /// A trusted device refused this browser.
+    Denied,
     /// Too many attempts: wait this many milliseconds.
     Throttled(u64),
     /// Too many consecutive failures from browsers like this one.
     Locked,
 }
 
+/// Who is signing in, as logged and looked up (an attempt without its password).
+pub(super) struct Client<'a> {
+    pub(super) ip: IpAddr,
+    pub(super) user_agent: &'a str,
+    pub(super) device: Option<&'a DeviceKey>,
+}
+
 impl Accounts {
-    fn known_browser(&self, token: Option<&str>, user: &Id) -> Result<bool, AccountError> {
-        let Some(key) = token.and_then(|c| hash_presented(SecretKind::Browser, c)) else { return Ok(false) };
-        let Some(v) = self.browsers.get(key)? else { return Ok(false) };
-        let known: KnownBrowser = from_json(&v)?;
-        if self.clock.now() >= known.created_ms.saturating_add(KNOWN_BROWSER_LIFETIME_MS) {
-            self.browsers.remove(key)?;
-            return Ok(false);
+    /// Whether the proven device is one this user trusts.
+    fn is_trusted(&self, device: Option<&DeviceKey>, user: &Id) -> Result<bool, AccountError> {
+        match device {
+            Some(d) => Ok(self.trusted_device(user, d)?.is_some()),
+            None => Ok(false),
         }
-        Ok(known.user == *user)
     }
 
-    fn log_sign_in(
+    pub(super) fn log_sign_in(
         &self,
         user: Option<&User>,
         a: &Client<'_>,
@@ -118,14 +120,15 @@ impl Accounts {
             user: user.map(|u| u.id),
             ip: a.ip.to_string(),
             user_agent: shorten(a.user_agent, MAX_USER_AGENT_CHARS),
-            known_browser: known,
+            known_device: known,
+            device: a.device.map(DeviceKey::id),
             result,
         };
         let practice = user.and_then(|u| u.practice).map_or([0; 16], |p| p.0);
         let seq = self.db.generate_id()?;
         let key = [&practice[..], &now.to_be_bytes(), &seq.to_be_bytes()].concat();
         self.signins.insert(key, to_json(&entry)?)?;
-        tracing::info!(user = ?entry.user.map(|u| u.to_string()), known_browser = known, result = ?result, "sign-in");
+        tracing::info!(user = ?entry.user.map(|u| u.to_string()), known_device = known, result = ?result, "sign-in");
         Ok(())
     }
 
@@ -152,22 +155,51 @@ impl Accounts {
         Ok(out)
     }
 
-    /// Counts a failure up front if the gate is open; returns the gate.
-    fn reserve_failure(&self, user: &User, known: bool) -> Result<Gate, AccountError> {
+    /// Counts a failure up front if the gate is open; returns the gate and the counts before.
+    pub(super) fn reserve_failure(&self, user: &User, known: bool) -> Result<(Gate, Failures), AccountError> {
         let now = self.clock.now();
         let mut decision = Gate::Open;
+        let mut before = Failures::default();
         self.update_user(&user.id, |u| {
+            before = u.failures;
             decision = gate(&u.failures, known, now);
             if decision == Gate::Open {
                 fail(&mut u.failures, known, now);
             }
         })?;
-        Ok(decision)
+        Ok((decision, before))
+    }
+
+    /// Takes back the failure counted up front for a step whose secret was right, when the
+    /// sign-in goes on to another step (whose wrong answers count instead); stores a rehashed
+    /// password in the same update.
+    pub(super) fn take_back(
+        &self,
+        user: &User,
+        known: bool,
+        before: Failures,
+        rehashed: Option<&String>,
+    ) -> Result<(), AccountError> {
+        self.update_user(&user.id, |u| {
+            let (n, last, was, was_last) = if known {
+                (&mut u.failures.known, &mut u.failures.known_last_ms, before.known, before.known_last_ms)
+            } else {
+                (&mut u.failures.unknown, &mut u.failures.unknown_last_ms, before.unknown, before.unknown_last_ms)
+            };
+            *n = n.saturating_sub(1);
+            if *n == was {
+                *last = was_last;
+            }
+            if let Some(phc) = rehashed {
+                u.password = Some(phc.clone());
+            }
+        })?;
+        Ok(())
     }
 
     /// Clears the failure counts (and stores a rehashed password) in one atomic update, so
     /// nothing written to the user meanwhile is lost.
-    fn succeed(&self, user: &User, rehashed: Option<String>) -> Result<User, AccountError> {
+    pub(super) fn succeed(&self, user: &User, rehashed: Option<String>) -> Result<User, AccountError> {
         self.update_user(&user.id, |u| {
             u.failures = Failures::default();
             if let Some(phc) = &rehashed {
@@ -176,36 +208,49 @@ impl Accounts {
         })
     }
 
+    /// The gate of a step as an outcome, logged; `None` when the step may go ahead.
+    pub(super) fn gated(
+        &self,
+        user: Option<&User>,
+        a: &Client<'_>,
+        known: bool,
+        decision: Gate,
+    ) -> Result<Option<Outcome>, AccountError> {
+        Ok(match decision {
+            Gate::Open => None,
+            Gate::Wait(ms) => {
+                self.log_sign_in(user, a, known, SignInResult::Throttled)?;
+                Some(Outcome::Throttled(ms))
+            }
+            Gate::Locked => {
+                self.log_sign_in(user, a, known, SignInResult::Locked)?;
+                Some(Outcome::Locked)
+            }
+        })
+    }
+
     /// Signs in with username and password.
     pub async fn sign_in(&self, attempt: Attempt<'_>) -> Result<Outcome, AccountError> {
-        let Attempt { username, password, ip, user_agent, browser, old_session } = attempt;
-        let a = Client { username, ip, user_agent, browser };
-        let user = self.user_by_name(a.username)?;
+        let Attempt { username, password, ip, user_agent, device, old_session } = attempt;
+        let a = Client { ip, user_agent, device: device.as_ref() };
+        let user = self.user_by_name(username)?;
         let known = match &user {
-            Some(u) => self.known_browser(a.browser, &u.id)?,
+            Some(u) => self.is_trusted(a.device, &u.id)?,
             None => false,
         };
         if let Err(ms) = self.throttle.ip(a.ip) {
             self.log_sign_in(user.as_ref(), &a, known, SignInResult::Throttled)?;
             return Ok(Outcome::Throttled(ms));
         }
-        let decision = match &user {
+        let (decision, before) = match &user {
             Some(u) => self.reserve_failure(u, known)?,
             None => {
-                let key: [u8; 32] = Sha256::digest(super::username::key_of(a.username).as_bytes()).into();
-                self.throttle.attempt_unmatched(key, self.clock.now())
+                let key: [u8; 32] = Sha256::digest(super::username::key_of(username).as_bytes()).into();
+                (self.throttle.attempt_unmatched(key, self.clock.now()), Failures::default())
             }
         };
-        match decision {
-            Gate::Open => {}
-            Gate::Wait(ms) => {
-                self.log_sign_in(user.as_ref(), &a, known, SignInResult::Throttled)?;
-                return Ok(Outcome::Throttled(ms));
-            }
-            Gate::Locked => {
-                self.log_sign_in(user.as_ref(), &a, known, SignInResult::Locked)?;
-                return Ok(Outcome::Locked);
-            }
+        if let Some(out) = self.gated(user.as_ref(), &a, known, decision)? {
+            return Ok(out);
         }
         let phc = user.as_ref().filter(|u| u.state == UserState::Active).and_then(|u| u.password.clone());
         let verified = self.hasher.verify(password, phc).await?;
@@ -225,93 +270,77 @@ impl Accounts {
         if user.second_factor.is_some() {
             // The password was right, so the failure counted up front is taken back; each
             // wrong code of the second step counts instead.
-            let before = user.failures;
-            self.update_user(&user.id, |u| {
-                let (n, last, was, was_last) = if known {
-                    (&mut u.failures.known, &mut u.failures.known_last_ms, before.known, before.known_last_ms)
-                } else {
-                    (&mut u.failures.unknown, &mut u.failures.unknown_last_ms, before.unknown, before.unknown_last_ms)
-                };
-                *n = n.saturating_sub(1);
-                if *n == was {
-                    *last = was_last;
-                }
-                if let Some(phc) = &rehashed {
-                    u.password = Some(phc.clone());
-                }
-            })?;
+            self.take_back(&user, known, before, rehashed.as_ref())?;
             let ticket = Secret::token()?;
+            let now = self.clock.now();
             let waiting = Ticket {
                 user: user.id,
                 known,
-                expires_ms: self.clock.now().saturating_add(TICKET_LIFETIME_MS),
+                device: device.clone(),
+                second_factor: false,
+                expires_ms: now.saturating_add(TICKET_LIFETIME_MS),
                 tries: 0,
+                ip,
+                user_agent: shorten(user_agent, MAX_USER_AGENT_CHARS),
+                created_ms: now,
+                stage: Stage::SecondFactor,
             };
-            self.tickets.insert(ticket.hash(SecretKind::Ticket), waiting, self.clock.now());
+            self.tickets.insert(ticket.hash(SecretKind::Ticket), waiting, now);
             self.log_sign_in(Some(&user), &a, known, SignInResult::SecondFactor)?;
             self.flush().await?;
             return Ok(Outcome::SecondFactor { ticket });
         }
+        if !known {
+            self.take_back(&user, known, before, rehashed.as_ref())?;
+            return self.confirm_new_device(&user, &a, false).await;
+        }
         let user = self.succeed(&user, rehashed)?;
-        self.finish_sign_in(user, &a, known, old_session).await
+        self.finish_sign_in(user, &a, known, false, old_session).await
     }
 
-    /// The session, a known-browser token for a browser that had none, and the log entry.
-    async fn finish_sign_in(
+    /// The session, the device's last sighting, the notices and the log entry.
+    pub(super) async fn finish_sign_in(
         &self,
         user: User,
         a: &Client<'_>,
         known: bool,
+        second_factor: bool,
         old_session: Option<&str>,
     ) -> Result<Outcome, AccountError> {
         if let Some(old) = old_session {
             self.end_presented_session(old)?;
         }
-        let (session, record) = self.start_session(&user, a.user_agent)?;
-        let hipaa = match user.practice {
-            Some(p) => self.practice(&p)?.policy.hipaa_mode,
-            None => false,
-        };
-        if hipaa {
-            self.notice_sign_in(&user, &record, &a.ip.to_string())?;
+        if let Some(d) = a.device {
+            self.touch_device(&user.id, d)?;
         }
-        let browser = if known {
-            None
-        } else {
-            let token = Secret::token()?;
-            let record = KnownBrowser { user: user.id, created_ms: self.clock.now() };
-            self.browsers.insert(token.hash(SecretKind::Browser), to_json(&record)?)?;
-            Some(token)
-        };
+        let (session, record) = self.start_session(&user, a.user_agent, a.device.map(DeviceKey::id), second_factor)?;
+        self.notice_sign_in(&user, &record, a.ip)?;
         self.log_sign_in(Some(&user), a, known, SignInResult::Success)?;
         self.flush().await?;
-        Ok(Outcome::Success { user: Box::new(user), session, browser })
+        Ok(Outcome::Success { user: Box::new(user), session })
     }
 
     /// The second step of a sign-in: a TOTP code or a recovery code for the ticket the first
     /// step gave. Throttled per IP and counted against the account like a password; a ticket
-    /// ends after [`MAX_TICKET_TRIES`] wrong codes or [`TICKET_LIFETIME_MS`].
+    /// ends after [`super::MAX_TICKET_TRIES`] wrong codes or [`TICKET_LIFETIME_MS`].
     pub async fn second_step(&self, step: SecondStep<'_>) -> Result<Outcome, AccountError> {
         let now = self.clock.now();
         let Some(key) = hash_presented(SecretKind::Ticket, step.ticket) else { return Ok(Outcome::Failed) };
-        let Some(ticket) = self.tickets.get(&key, now) else { return Ok(Outcome::Failed) };
+        let Some(ticket) = self.tickets.get(&key, now).filter(|t| matches!(t.stage, Stage::SecondFactor)) else {
+            return Ok(Outcome::Failed);
+        };
         let user = self.user(&ticket.user)?;
-        let a = Client { username: &user.username, ip: step.ip, user_agent: step.user_agent, browser: None };
+        let a = Client { ip: step.ip, user_agent: step.user_agent, device: ticket.device.as_ref() };
         if let Err(ms) = self.throttle.ip(step.ip) {
             self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Throttled)?;
             return Ok(Outcome::Throttled(ms));
         }
-        match self.reserve_failure(&user, ticket.known)? {
-            Gate::Open => {}
-            Gate::Wait(ms) => {
-                self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Throttled)?;
-                return Ok(Outcome::Throttled(ms));
-            }
-            Gate::Locked => {
-                self.tickets.remove(&key);
-                self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Locked)?;
-                return Ok(Outcome::Locked);
-            }
+        let (decision, before) = self.reserve_failure(&user, ticket.known)?;
+        if decision == Gate::Locked {
+            self.tickets.remove(&key);
+        }
+        if let Some(out) = self.gated(Some(&user), &a, ticket.known, decision)? {
+            return Ok(out);
         }
         if user.state != UserState::Active || !self.spend_second_factor(&user, step.code)? {
             self.tickets.fail(&key);
@@ -320,11 +349,16 @@ impl Accounts {
             return Ok(Outcome::Failed);
         }
         self.tickets.remove(&key);
+        if !ticket.known {
+            self.take_back(&user, false, before, None)?;
+            return self.confirm_new_device(&user, &a, true).await;
+        }
         let user = self.succeed(&user, None)?;
-        self.finish_sign_in(user, &a, ticket.known, step.old_session).await
+        self.finish_sign_in(user, &a, ticket.known, true, step.old_session).await
     }
 
-    /// Enrollment followed by the first sign-in: the session for the new user.
+    /// Enrollment followed by the first sign-in: the session for the new user. The enrolling
+    /// browser becomes a trusted device (its code came out of band).
     pub async fn enroll_and_sign_in(
         &self,
         code: &str,
@@ -332,9 +366,13 @@ impl Accounts {
         email: &str,
         mobile: Option<&str>,
         user_agent: &str,
+        device: Option<DeviceKey>,
     ) -> Result<(User, Secret), AccountError> {
         let user = self.enroll(code, password, email, mobile).await?;
-        let (session, _) = self.start_session(&user, user_agent)?;
+        if let Some(d) = &device {
+            self.trust_device(&user, d, user_agent, "enrollment")?;
+        }
+        let (session, _) = self.start_session(&user, user_agent, device.as_ref().map(DeviceKey::id), false)?;
         self.flush().await?;
         Ok((user, session))
     }
@@ -342,54 +380,5 @@ impl Accounts {
     /// Takes an attempt's IP bucket for a non-sign-in attempt (enrollment codes).
     pub fn throttle_ip(&self, ip: IpAddr) -> Result<(), u64> {
         self.throttle.ip(ip)
-    }
-}
-
-/// An attempt without its password (what is logged and looked up).
-struct Client<'a> {
-    username: &'a str,
-    ip: IpAddr,
-    user_agent: &'a str,
-    browser: Option<&'a str>,
-}
-
-impl Tickets {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Ticket>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Keeps a ticket, dropping the expired ones.
-    fn insert(&self, key: [u8; 32], ticket: Ticket, now: u64) {
-        let mut t = self.lock();
-        t.retain(|_, w| w.expires_ms > now);
-        t.insert(key, ticket);
-    }
-
-    /// A live ticket.
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<Ticket> {
-        let mut t = self.lock();
-        match t.get(key) {
-            Some(w) if w.expires_ms > now => Some(w.clone()),
-            Some(_) => {
-                t.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Counts a wrong code; the ticket ends at the limit.
-    fn fail(&self, key: &[u8; 32]) {
-        let mut t = self.lock();
-        if let Some(w) = t.get_mut(key) {
-            w.tries = w.tries.saturating_add(1);
-            if w.tries >= MAX_TICKET_TRIES {
-                t.remove(key);
-            }
-        }
-    }
-
-    fn remove(&self, key: &[u8; 32]) {
-        self.lock().remove(key);
     }
 }

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{BROWSER_COOKIE, browser_cookie, cleared_session_cookie, cookie, require, session_cookie};
+use super::auth::{cleared_session_cookie, cookie, require, session_cookie};
 use super::problem::ApiError;
+use crate::accounts::devices::DeviceProof;
 use crate::accounts::model::{Role, User, UserState};
 use crate::accounts::password::Password;
 use crate::accounts::{Attempt, Enrollment, Outcome, SessionView, Signed};
@@ -49,6 +50,11 @@ pub struct Me {
     second_factor_required: bool,
     /// The practice's HIPAA mode: the app signs out (not only locks) after the idle time.
     hipaa_mode: bool,
+    /// Which optional notices the user gets.
+    notifications: crate::accounts::model::Notifications,
+    /// For admins: mail goes to the server's outbox directory, not to people (no relay is set
+    /// up), so codes and notices reach nobody until the operator sets one up.
+    mail_to_outbox: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +84,8 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         second_factor: user.second_factor.is_some(),
         second_factor_required,
         hipaa_mode,
+        notifications: user.notifications,
+        mail_to_outbox: user.roles.contains(&Role::Admin) && state.accounts.mailer().is_none_or(|m| m.is_outbox()),
     })
 }
 
@@ -108,6 +116,9 @@ pub struct EnrollRequest {
     email: String,
     #[serde(default)]
     mobile: Option<String>,
+    /// The browser's proof of its device key: it becomes a trusted device.
+    #[serde(default)]
+    device: Option<DeviceProof>,
 }
 
 /// Enrollment with a code; signs the new user in.
@@ -121,10 +132,18 @@ pub async fn enroll(
     state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
         ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
     })?;
+    let device = req.device.as_ref().map(|p| state.accounts.check_device_proof(p)).transpose()?;
     let password = Password::new(&req.password.0);
     let (user, token) = state
         .accounts
-        .enroll_and_sign_in(&req.code.0, password, req.email.trim(), req.mobile.as_deref(), user_agent(&headers))
+        .enroll_and_sign_in(
+            &req.code.0,
+            password,
+            req.email.trim(),
+            req.mobile.as_deref(),
+            user_agent(&headers),
+            device,
+        )
         .await?;
     let me = me_of(&state, &user)?;
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, session_cookie(token.expose()))], Json(me)).into_response())
@@ -136,11 +155,11 @@ pub async fn enroll(
 pub struct SignInRequest {
     username: String,
     password: SecretField,
+    /// The browser's proof of its device key (a challenge from `POST /api/sign-in/challenge`,
+    /// signed): a device the account trusts signs in without confirmation.
+    #[serde(default)]
+    device: Option<DeviceProof>,
 }
-
-/// The header by which the app may present its known-browser token (kept in its own storage,
-/// which sign-out does not clear, unlike the cookie that `Clear-Site-Data` removes).
-pub const BROWSER_HEADER: &str = "x-kluis-browser";
 
 /// Password sign-in.
 pub async fn sign_in(
@@ -150,47 +169,55 @@ pub async fn sign_in(
     req: Body<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let req = body(req)?;
+    let device = req.device.as_ref().map(|p| state.accounts.check_device_proof(p)).transpose()?;
     let attempt = Attempt {
         username: &req.username,
         password: Password::new(&req.password.0),
         ip: addr.ip(),
         user_agent: user_agent(&headers),
-        browser: headers.get(BROWSER_HEADER).and_then(|v| v.to_str().ok()).or_else(|| cookie(&headers, BROWSER_COOKIE)),
+        device,
         old_session: cookie(&headers, super::auth::SESSION_COOKIE),
     };
     let outcome = state.accounts.sign_in(attempt).await?;
     signed_in(&state, outcome)
 }
 
-/// The answer to a sign-in step: the session (and a known-browser token) on success; on a
-/// right password for an account with a second factor, the ticket cookie and
-/// `{"second_step": "totp"}`; otherwise a problem.
+/// The answer to a sign-in step: the session on success; on a right password for an account
+/// with a second factor, the ticket cookie and `{"second_step": "totp"}`; from a browser the
+/// account does not trust, the ticket cookie and `{"second_step": "device", "channels": [...]}`;
+/// while a new browser waits for an approval, 202 `{"waiting": true}`; otherwise a problem.
 pub fn signed_in(state: &AppState, outcome: Outcome) -> Result<Response, ApiError> {
     match outcome {
         Outcome::SecondFactor { ticket } => Ok((
-            [(header::SET_COOKIE, super::auth::ticket_cookie(ticket.expose()))],
+            [(header::SET_COOKIE, super::auth::ticket_cookie(ticket.expose(), crate::accounts::TICKET_LIFETIME_MS))],
             Json(serde_json::json!({ "second_step": "totp" })),
         )
             .into_response()),
-        Outcome::Success { user, session, browser } => {
+        Outcome::ConfirmDevice { ticket, channels } => Ok((
+            [(
+                header::SET_COOKIE,
+                super::auth::ticket_cookie(ticket.expose(), crate::accounts::DEVICE_TICKET_LIFETIME_MS),
+            )],
+            Json(serde_json::json!({ "second_step": "device", "channels": channels })),
+        )
+            .into_response()),
+        Outcome::Waiting => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "waiting": true }))).into_response()),
+        Outcome::Success { user, session } => {
             let me = me_of(state, &user)?;
-            let mut body = serde_json::to_value(&me).unwrap_or_default();
-            if let (Some(b), Some(obj)) = (&browser, body.as_object_mut()) {
-                obj.insert("browser_token".into(), b.expose().into());
-            }
-            let mut res = Json(body).into_response();
-            let h = res.headers_mut();
+            let mut res = Json(me).into_response();
             if let Ok(v) = HeaderValue::from_str(&session_cookie(session.expose())) {
-                h.append(header::SET_COOKIE, v);
+                res.headers_mut().append(header::SET_COOKIE, v);
             }
-            if let Some(b) = browser {
-                if let Ok(v) = HeaderValue::from_str(&browser_cookie(b.expose())) {
-                    h.append(header::SET_COOKIE, v);
-                }
+            if let Ok(v) = super::auth::cleared_ticket_cookie().parse() {
+                res.headers_mut().append(header::SET_COOKIE, v);
             }
             Ok(res)
         }
         Outcome::Failed => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username, password or code")),
+        Outcome::Denied => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this browser was refused from one of the account's trusted browsers",
+        )),
         Outcome::Throttled(ms) => Err(ApiError::wait(
             StatusCode::TOO_MANY_REQUESTS,
             "too many sign-in attempts; wait before trying again",
@@ -330,7 +357,10 @@ pub struct SignInView {
     username: Option<String>,
     ip: String,
     user_agent: String,
-    known_browser: bool,
+    /// The browser and system, in kluis's words.
+    browser: String,
+    known_device: bool,
+    device: Option<String>,
     result: crate::accounts::model::SignInResult,
 }
 
@@ -354,8 +384,10 @@ fn sign_in_views(state: &AppState, entries: Vec<crate::accounts::model::SignIn>)
                 at_ms: e.at_ms,
                 username,
                 ip: e.ip,
+                browser: crate::accounts::agent::describe(&e.user_agent),
                 user_agent: e.user_agent,
-                known_browser: e.known_browser,
+                known_device: e.known_device,
+                device: e.device,
                 result: e.result,
             })
         })
@@ -466,8 +498,9 @@ pub struct ResetAsk {
     username: String,
 }
 
-/// Asks for a password reset link by e-mail. The answer is the same whether the account exists
-/// or not (202); throttled per address like a sign-in.
+/// Asks for a password reset link by e-mail. The answer (202) is the same, and comes as soon,
+/// whether the account exists or not: the lookup and the mail happen after it. Throttled per
+/// address like a sign-in.
 pub async fn ask_password_reset(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -477,7 +510,12 @@ pub async fn ask_password_reset(
     state.accounts.throttle_ip(addr.ip()).map_err(|ms| {
         ApiError::wait(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address; wait a moment", ms)
     })?;
-    state.accounts.request_password_reset(&req.username).await?;
+    let accounts = state.accounts.clone();
+    tokio::spawn(async move {
+        if let Err(e) = accounts.request_password_reset(&req.username).await {
+            tracing::warn!(error = %e, "a password reset request failed");
+        }
+    });
     Ok(StatusCode::ACCEPTED)
 }
 

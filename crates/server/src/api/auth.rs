@@ -15,11 +15,6 @@ use crate::http::AppState;
 /// The session cookie (a `__Host-` cookie: Secure, path `/`, no Domain, so no other host or
 /// path can set or shadow it).
 pub const SESSION_COOKIE: &str = "__Host-kluis-session";
-/// The known-browser cookie: marks a browser that signed in to an account before, so that
-/// failures from elsewhere never lock the owner out of it.
-pub const BROWSER_COOKIE: &str = "__Host-kluis-browser";
-/// How long a browser stays known, seconds (400 days, the longest browsers keep a cookie).
-pub const BROWSER_COOKIE_MAX_AGE: u64 = 400 * 24 * 60 * 60;
 /// The header the browser app sets on requests caused by user input; only these extend the
 /// idle timeout (background refreshes do not).
 pub const ACTIVITY_HEADER: &str = "x-kluis-activity";
@@ -56,9 +51,9 @@ pub fn cleared_session_cookie() -> String {
 /// The cookie of a sign-in waiting for its second factor.
 pub const TICKET_COOKIE: &str = "__Host-kluis-ticket";
 
-/// `Set-Cookie` for a sign-in ticket (it lives as long as the server keeps the ticket).
-pub fn ticket_cookie(token: &str) -> String {
-    let max_age = crate::accounts::TICKET_LIFETIME_MS / 1000;
+/// `Set-Cookie` for a sign-in ticket (it lives as long as the server keeps the ticket, `ms`).
+pub fn ticket_cookie(token: &str, ms: u64) -> String {
+    let max_age = ms / 1000;
     format!("{TICKET_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}")
 }
 
@@ -68,9 +63,10 @@ pub fn cleared_ticket_cookie() -> String {
 }
 
 /// Refuses (403) a user whose practice requires a second factor they have not set up: until
-/// then they reach only their own account pages, where they set one up.
+/// then they reach only their own account pages, where they set one up. (A session of a user
+/// with a second factor passed it: `Accounts::authenticate` ends any other.)
 pub fn require_ready(state: &AppState, signed: &Signed) -> Result<(), ApiError> {
-    if signed.user.second_factor.is_some() {
+    if signed.user.second_factor.is_some() && signed.session.second_factor {
         return Ok(());
     }
     let required = match signed.user.practice {
@@ -90,11 +86,6 @@ pub fn admin_practice(state: &AppState, signed: &Signed) -> Result<crate::accoun
     require(signed, Role::Admin)?;
     require_ready(state, signed)?;
     signed.user.practice.ok_or_else(ApiError::forbidden)
-}
-
-/// `Set-Cookie` for a known browser.
-pub fn browser_cookie(token: &str) -> String {
-    format!("{BROWSER_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={BROWSER_COOKIE_MAX_AGE}")
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -125,9 +116,13 @@ fn own_origin(req: &Request) -> Option<String> {
 
 /// Cross-site request forgery defence: a request that can change state (anything but GET,
 /// HEAD and OPTIONS) must carry an `Origin` header naming this very origin. Browsers always
-/// send `Origin` on such requests, and a page elsewhere cannot forge it.
+/// send `Origin` on such requests, and a page elsewhere cannot forge it. The one exception is
+/// the one-click unsubscribe of RFC 8058, which a mail provider posts from its own servers: it
+/// uses no cookie, only the unguessable token in its link, so there is nothing to forge.
 pub async fn check_origin(State(_): State<AppState>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == crate::accounts::UNSUBSCRIBE_PATH
+    {
         return next.run(req).await;
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());

@@ -72,6 +72,9 @@ impl From<AccountError> for ApiError {
             }
             AccountError::Taken(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             AccountError::NotFound => Self::not_found(),
+            AccountError::Throttled(ms) => {
+                Self::wait(StatusCode::TOO_MANY_REQUESTS, "too many wrong codes; wait before trying again", ms)
+            }
             AccountError::Busy => {
                 Self::wait(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; try again in a moment", 2000)
             }

@@ -9,14 +9,14 @@ use axum::response::{IntoResponse, Json, Response};
 use serde::{Deserialize, Serialize};
 
 use super::account::{Body, SecretField, body, signed_in};
-use super::auth::{SESSION_COOKIE, TICKET_COOKIE, cleared_ticket_cookie, cookie};
+use super::auth::{SESSION_COOKIE, TICKET_COOKIE, cookie};
 use super::problem::ApiError;
 use crate::accounts::secrets::Secret;
 use crate::accounts::{SecondStep, Signed};
 use crate::http::AppState;
 
 /// What the app shows to set up an authenticator app.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct TotpSetup {
     /// The secret in base32, for typing in by hand.
     secret: String,
@@ -40,13 +40,40 @@ pub async fn qr(State(state): State<AppState>, signed: Signed) -> Result<Respons
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    code: SecretField,
+    pub(super) code: SecretField,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup(..)")
+    }
+}
+
+impl Drop for TotpSetup {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.secret.zeroize();
+        self.uri.zeroize();
+    }
 }
 
 /// Recovery codes, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct RecoveryCodes {
     recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCodes(..)")
+    }
+}
+
+impl Drop for RecoveryCodes {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.recovery_codes.zeroize();
+    }
 }
 
 fn shown(codes: &[Secret]) -> Json<RecoveryCodes> {
@@ -61,7 +88,7 @@ pub async fn confirm(
     req: Body<CodeRequest>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let req = body(req)?;
-    Ok(shown(&state.accounts.confirm_totp(&signed.user.id, req.code.expose()).await?))
+    Ok(shown(&state.accounts.confirm_totp(&signed, req.code.expose()).await?))
 }
 
 /// `POST /api/account/recovery-codes`: a new set, for a current code.
@@ -71,7 +98,7 @@ pub async fn regenerate(
     req: Body<CodeRequest>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let req = body(req)?;
-    Ok(shown(&state.accounts.regenerate_recovery_codes(&signed.user.id, req.code.expose()).await?))
+    Ok(shown(&state.accounts.regenerate_recovery_codes(&signed, req.code.expose()).await?))
 }
 
 /// `POST /api/sign-in/second-factor`: the code that completes a sign-in begun with the password.
@@ -93,12 +120,5 @@ pub async fn second_step(
         old_session: cookie(&headers, SESSION_COOKIE),
     };
     let outcome = state.accounts.second_step(step).await?;
-    let success = matches!(outcome, crate::accounts::Outcome::Success { .. });
-    let mut res = signed_in(&state, outcome)?;
-    if success {
-        if let Ok(v) = cleared_ticket_cookie().parse() {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    Ok(res)
+    signed_in(&state, outcome)
 }

@@ -16,6 +16,8 @@ use kluis_server::accounts::password::{HashParams, Hasher};
 use kluis_server::clock::Clock;
 use kluis_server::http::{AppState, app};
 use kluis_server::store::Store;
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer;
 use tower::ServiceExt;
 
 /// The host the test requests are addressed to.
@@ -28,6 +30,19 @@ pub struct TestServer {
     pub clock: Clock,
     router: Router,
     pub dir: tempfile::TempDir,
+    /// Each user's own browser: the device key it enrolled with.
+    devices: std::sync::Mutex<std::collections::HashMap<String, SigningKey>>,
+}
+
+/// A browser's device key (what WebCrypto makes in the app).
+pub fn device_key() -> SigningKey {
+    loop {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).unwrap();
+        if let Ok(k) = SigningKey::from_slice(&b) {
+            return k;
+        }
+    }
 }
 
 pub struct Res {
@@ -71,6 +86,12 @@ impl Call {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Call { req, body: Vec::new(), ip: IpAddr::from((0x0a00_0000 | n).to_be_bytes()) }
+    }
+    /// A request without an `Origin` header (what a mail provider's one-click POST looks like).
+    pub fn bare(method: Method, path: &str) -> Self {
+        let mut c = Self::new(method.clone(), path);
+        c.req = Request::builder().method(method).uri(path).header(header::HOST, HOST);
+        c
     }
     pub fn get(path: &str) -> Self {
         Self::new(Method::GET, path)
@@ -126,7 +147,7 @@ impl TestServer {
     }
 
     pub fn with_hasher(hasher: Hasher) -> Self {
-        Self::build(hasher, None)
+        Self::build(hasher, None, None)
     }
 
     /// A cheap server whose notices go to `mailer`.
@@ -136,17 +157,41 @@ impl TestServer {
             t: kluis_server::accounts::password::FLOOR_T,
             p: 1,
         };
-        Self::build(Hasher::new(params, 2), Some(mailer))
+        Self::build(Hasher::new(params, 2), Some(mailer), None)
     }
 
-    fn build(hasher: Hasher, mailer: Option<kluis_server::mail::Mailer>) -> Self {
+    /// A cheap server that sends one-time codes by SMS through `gateway` too.
+    pub fn with_sms(gateway: kluis_server::sms::SmsGateway) -> Self {
+        let params = HashParams {
+            m_kib: kluis_server::accounts::password::FLOOR_M_KIB,
+            t: kluis_server::accounts::password::FLOOR_T,
+            p: 1,
+        };
+        Self::build(Hasher::new(params, 2), None, Some(gateway))
+    }
+
+    fn build(
+        hasher: Hasher,
+        mailer: Option<kluis_server::mail::Mailer>,
+        sms: Option<kluis_server::sms::SmsGateway>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::manual(1_800_000_000_000);
+        // Without a relay, mail goes to an outbox in the test's directory, as in `serve`.
+        let mailer = mailer.unwrap_or_else(|| {
+            kluis_server::mail::Mailer::outbox(
+                dir.path().join("outbox"),
+                "kluis <kluis@kluis.test>",
+                "https://kluis.test/",
+            )
+            .unwrap()
+        });
         let mut accounts = Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher)
             .unwrap()
-            .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap());
-        if let Some(m) = mailer {
-            accounts = accounts.with_mailer(m);
+            .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap())
+            .with_mailer(mailer);
+        if let Some(g) = sms {
+            accounts = accounts.with_sms(g);
         }
         let state = AppState {
             accounts,
@@ -154,7 +199,7 @@ impl TestServer {
             identities: Store::open(&dir.path().join("identities")).unwrap(),
             web: None,
         };
-        TestServer { router: app(state.clone()), state, clock, dir }
+        TestServer { router: app(state.clone()), state, clock, dir, devices: Default::default() }
     }
 
     pub async fn call(&self, c: Call) -> Res {
@@ -178,15 +223,40 @@ impl TestServer {
         Res { status, headers, body }
     }
 
-    /// Enrolls a user with `code`; returns the session token.
+    /// A device proof by `key` over a fresh challenge (the `device` field of sign-in and
+    /// enrollment bodies).
+    pub async fn proof(&self, key: &SigningKey) -> serde_json::Value {
+        let res = self.call(Call::post("/api/sign-in/challenge")).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", String::from_utf8_lossy(&res.body));
+        let challenge = res.json()["challenge"].as_str().unwrap().to_owned();
+        let bytes = data_encoding::BASE64URL_NOPAD.decode(challenge.as_bytes()).unwrap();
+        let message = [kluis_server::accounts::devices::DEVICE_PROOF_LABEL, &[0], &bytes].concat();
+        let sig: p256::ecdsa::Signature = key.sign(&message);
+        serde_json::json!({
+            "public_key": data_encoding::BASE64URL_NOPAD.encode(key.verifying_key().to_encoded_point(false).as_bytes()),
+            "challenge": challenge,
+            "signature": data_encoding::BASE64URL_NOPAD.encode(&sig.to_bytes()),
+        })
+    }
+
+    /// The device key of `username`'s own browser (the one they enrolled with).
+    pub fn device_of(&self, username: &str) -> Option<SigningKey> {
+        self.devices.lock().unwrap().get(username).cloned()
+    }
+
+    /// Enrolls a user with `code` from a new browser, which becomes their trusted device;
+    /// returns the session token.
     pub async fn enroll(&self, code: &str) -> String {
+        let key = device_key();
+        let proof = self.proof(&key).await;
         let res = self
-            .call(
-                Call::post("/api/enroll")
-                    .json(serde_json::json!({"code": code, "password": PASSWORD, "email": "someone@example.org"})),
-            )
+            .call(Call::post("/api/enroll").json(
+                serde_json::json!({"code": code, "password": PASSWORD, "email": "someone@example.org", "device": proof}),
+            ))
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&res.body));
+        let username = res.json()["username"].as_str().unwrap().to_owned();
+        self.devices.lock().unwrap().insert(username, key);
         res.set_cookie("__Host-kluis-session").unwrap()
     }
 
@@ -208,9 +278,89 @@ impl TestServer {
         self.enroll(&e.code).await
     }
 
-    /// Signs in; returns the response.
+    /// Signs in from the user's own browser (its trusted device, if it has one); returns the
+    /// response.
     pub async fn sign_in(&self, username: &str, password: &str) -> Res {
-        self.call(Call::post("/api/sign-in").json(serde_json::json!({"username": username, "password": password})))
-            .await
+        let key = self.device_of(username);
+        self.sign_in_from(username, password, key.as_ref()).await
+    }
+
+    /// Signs in from a browser with device key `key` (or none); returns the response.
+    pub async fn sign_in_from(&self, username: &str, password: &str, key: Option<&SigningKey>) -> Res {
+        let mut body = serde_json::json!({"username": username, "password": password});
+        if let Some(k) = key {
+            body["device"] = self.proof(k).await;
+        }
+        self.call(Call::post("/api/sign-in").json(body)).await
+    }
+
+    /// The one-time codes that confirm new browsers, as sent so far to the outbox, oldest first.
+    pub fn device_codes(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("outbox"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| {
+                let text = std::fs::read_to_string(f).ok()?.replace("=\r\n", "").replace("=\n", "");
+                let at = text.find("confirm it: ")? + "confirm it: ".len();
+                text.get(at..at + 6).map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// Signs `username` in from a new browser (device key `key`, or none) and confirms it with
+    /// the code the server sends; returns the session.
+    pub async fn sign_in_new_browser(&self, username: &str, key: Option<&SigningKey>) -> String {
+        let before = self.device_codes().len();
+        let res = self.sign_in_from(username, PASSWORD, key).await;
+        assert_eq!(res.json()["second_step"], "device", "{}", String::from_utf8_lossy(&res.body));
+        let ticket = res.set_cookie("__Host-kluis-ticket").unwrap();
+        let mut code = None;
+        for _ in 0..100 {
+            if let Some(c) = self.device_codes().get(before) {
+                code = Some(c.clone());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let code = code.expect("the code reached the outbox");
+        let res = self
+            .call(
+                Call::post("/api/sign-in/device")
+                    .cookie(&format!("__Host-kluis-ticket={ticket}"))
+                    .json(serde_json::json!({ "code": code })),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", String::from_utf8_lossy(&res.body));
+        res.set_cookie("__Host-kluis-session").unwrap()
+    }
+
+    /// The messages in the outbox so far, oldest first (waits up to five seconds for at least
+    /// `n`: notices are sent in the background).
+    pub async fn outbox(&self, n: usize) -> Vec<String> {
+        let dir = self.dir.path().join("outbox");
+        for _ in 0..100 {
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            if files.len() >= n {
+                return files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{n} messages did not arrive in the outbox");
     }
 }

@@ -74,6 +74,23 @@ impl SmtpSink {
         SmtpSink { port, received }
     }
 
+    /// Waits (up to five seconds) until `n` messages with `subject` have arrived; returns
+    /// those, oldest first.
+    pub async fn wait_for_subject(&self, subject: &str, n: usize) -> Vec<Received> {
+        let header = format!("Subject: {subject}");
+        for _ in 0..100 {
+            {
+                let r = self.received.lock().unwrap();
+                let found: Vec<Received> = r.iter().filter(|m| m.data.contains(&header)).cloned().collect();
+                if found.len() >= n {
+                    return found;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{n} messages \"{subject}\" did not arrive: {:?}", self.received.lock().unwrap());
+    }
+
     /// Waits (up to five seconds) until `n` messages have arrived; returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..100 {
