@@ -96,29 +96,40 @@
     encode: (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""),
     decode: (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
   };
+  // One key pair per account in this browser, so that the server cannot tell that two accounts
+  // are used in the same browser.
   const deviceKey = {
-    async pair() {
+    slot: (username) => `ecdsa-p256:${username.trim().normalize("NFKC").toLowerCase()}`,
+    generate: () => crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]),
+    async load(username) {
       const db = await deviceDb();
-      const stored = await new Promise((resolve) => {
-        const r = db.transaction("device-key").objectStore("device-key").get("ecdsa-p256");
+      return new Promise((resolve) => {
+        const r = db.transaction("device-key").objectStore("device-key").get(this.slot(username));
         r.onsuccess = () => resolve(r.result || null);
         r.onerror = () => resolve(null);
       });
-      if (stored) return stored;
-      const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+    },
+    async keep(username, pair) {
+      const db = await deviceDb();
       await new Promise((resolve, reject) => {
         const tx = db.transaction("device-key", "readwrite");
-        tx.objectStore("device-key").put(pair, "ecdsa-p256");
+        tx.objectStore("device-key").put(pair, this.slot(username));
         tx.oncomplete = () => resolve();
         tx.onerror = () => reject(tx.error);
       });
+    },
+    async pairFor(username) {
+      const stored = await this.load(username);
+      if (stored) return stored;
+      const pair = await this.generate();
+      await this.keep(username, pair);
       return pair;
     },
-    // The proof for one request; none when this browser cannot keep a key (then every sign-in
-    // is confirmed by a code).
-    async proof() {
+    // The proof for one request with `pair` (or the account's own); none when this browser
+    // cannot keep a key (then every sign-in is confirmed by a code).
+    async proof(username, given) {
       try {
-        const pair = await this.pair();
+        const pair = given || await this.pairFor(username);
         const { challenge } = await api("POST", "/api/sign-in/challenge");
         const bytes = b64url.decode(challenge);
         const message = new Uint8Array(DEVICE_PROOF_LABEL.length + 1 + bytes.length);
@@ -616,7 +627,7 @@
   // After the password (and code): signed in, or the next step the server asks for.
   function nextStep(res) {
     if (res.second_step === "totp") { say(""); show("signin-code"); return; }
-    if (res.second_step === "device") { confirmDevice(res.channels || []); return; }
+    if (res.second_step === "device") { confirmDevice(res.channels || [], res.number); return; }
     signedIn(res);
   }
 
@@ -625,10 +636,11 @@
   let waiting = null; // the timer that asks whether a trusted browser let this one in
   function stopWaiting() { if (waiting) { clearTimeout(waiting); waiting = null; } }
 
-  function confirmDevice(channels) {
+  function confirmDevice(channels, number) {
     const where = channels.filter((c) => c !== "device").map((c) => T(`device.channel-${c}`));
     $("confirm-device-channels").textContent = where.length
       ? T("device.channels", { where: where.join(" / ") }) : T("device.channels-none");
+    $("confirm-device-approval").textContent = T("device.approval", { number: number ?? "" });
     $("confirm-device-approval").hidden = !channels.includes("device");
     say("");
     show("confirm-device");
@@ -671,7 +683,7 @@
     ev.preventDefault();
     const f = ev.target;
     try {
-      const device = await deviceKey.proof();
+      const device = await deviceKey.proof(f.username.value);
       const res = await request("POST", "/api/sign-in", {
         json: { username: f.username.value, password: f.password.value, device },
       });
@@ -738,11 +750,15 @@
     let list;
     try { list = await api("GET", "/api/devices"); } catch (_) { return; }
     $("pending-banner").hidden = list.pending.length === 0;
-    $("devices-pending").replaceChildren(...list.pending.map((p) => el("li", { class: "pending" },
-      T("devices.pending", { browser: p.browser, ip: p.ip, place: p.place, when: when(p.at_ms) }),
-      el("div", { class: "actions" },
-        el("button", { type: "button", onclick: () => decide(p.id, true) }, T("devices.approve")),
-        el("button", { type: "button", onclick: () => decide(p.id, false) }, T("devices.deny"))))));
+    $("devices-pending").replaceChildren(...list.pending.map((p) => {
+      const number = el("input", { id: `number-${p.id}`, inputmode: "numeric", autocomplete: "off", maxlength: "2", size: "3" });
+      return el("li", { class: "pending" },
+        T("devices.pending", { browser: p.browser, ip: p.ip, place: p.place, when: when(p.at_ms) }),
+        el("div", { class: "actions" },
+          el("label", { for: `number-${p.id}` }, T("devices.number")), number,
+          el("button", { type: "button", onclick: () => decide(p.id, number.value) }, T("devices.approve")),
+          el("button", { type: "button", onclick: () => decide(p.id, null) }, T("devices.deny"))));
+    }));
     $("devices-list").replaceChildren(...list.devices.map((d) => el("li", {},
       T("devices.row", { name: d.name, seen: when(d.last_seen_ms), how: d.confirmed_by }), " ",
       d.current ? el("strong", {}, T("devices.this")) : null,
@@ -751,10 +767,12 @@
         el("button", { type: "button", onclick: () => removeDevice(d) }, T("devices.remove"))))));
   }
 
-  async function decide(id, approve) {
+  // Approves with the number the new browser shows (`number`), or refuses (`null`).
+  async function decide(id, number) {
     try {
-      await api("POST", `/api/devices/pending/${id}/${approve ? "approve" : "deny"}`);
-      say(T(approve ? "devices.approved" : "devices.denied"));
+      if (number === null) await api("POST", `/api/devices/pending/${id}/deny`);
+      else await api("POST", `/api/devices/pending/${id}/approve`, { number });
+      say(T(number === null ? "devices.denied" : "devices.approved"));
     } catch (e) { say(T("app.error") + e.message); }
     await showDevices();
   }
@@ -920,11 +938,14 @@
     try {
       const body = { code: f.code.value, password: f.password.value, email: f.email.value };
       if (f.mobile.value.trim()) body.mobile = f.mobile.value;
-      // This browser becomes a trusted device of the new account.
-      const device = await deviceKey.proof();
+      // This browser becomes a trusted device of the new account (kept under its username once
+      // the server says which it is).
+      const pair = await deviceKey.generate().catch(() => null);
+      const device = pair ? await deviceKey.proof("", pair) : undefined;
       if (device) body.device = device;
       const me = await api("POST", "/api/enroll", body);
       f.reset();
+      if (pair) await deviceKey.keep(me.username, pair).catch(() => {});
       signedIn(me);
     } catch (e) {
       say(T("app.error") + e.message);

@@ -212,7 +212,7 @@ test("enroll, unlock with a kluis-keys key file, lock, sign out and in again", a
   const device = await page.evaluate(() => new Promise((resolve) => {
     const open = indexedDB.open("kluis-device");
     open.onsuccess = () => {
-      const r = open.result.transaction("device-key").objectStore("device-key").get("ecdsa-p256");
+      const r = open.result.transaction("device-key").objectStore("device-key").get("ecdsa-p256:admin");
       r.onsuccess = () => resolve({ type: r.result.privateKey.type, extractable: r.result.privateKey.extractable,
         curve: r.result.privateKey.algorithm.namedCurve, storage: localStorage.length });
     };
@@ -258,7 +258,8 @@ test("a new browser gets in only once confirmed, by the mailed code or from a tr
   });
   // Browser A, new to the account: the right password gets no session until the code.
   const { context: ctxA, page: a } = await open((d) => d.accept(d.type() === "prompt" ? "Reception PC" : undefined));
-  assert.deepEqual(await signIn(a, "admin", PASSWORD, { confirm: false }), { second_step: "device", channels: ["e-mail", "device"] });
+  const askedA = await signIn(a, "admin", PASSWORD, { confirm: false });
+  assert.deepEqual([askedA.second_step, askedA.channels], ["device", ["e-mail", "device"]]);
   await a.getByRole("heading", { name: "Confirm this browser" }).waitFor();
   assert.match(await a.locator("#confirm-device-channels").textContent(), /your e-mail address/);
   assert.equal((await ctxA.request.get(`${url}api/me`)).status(), 401, "no session before the browser is confirmed");
@@ -270,12 +271,14 @@ test("a new browser gets in only once confirmed, by the mailed code or from a tr
 
   // Browser B waits, and A lets it in (A's page announces it by itself).
   const { context: ctxB, page: b } = await open();
-  await signIn(b, "admin", PASSWORD, { confirm: false });
+  const { number } = await signIn(b, "admin", PASSWORD, { confirm: false });
   await b.getByRole("heading", { name: "Confirm this browser" }).waitFor();
+  assert.match(await b.locator("#confirm-device-approval").textContent(), new RegExp(`type the number ${number}`));
   await a.getByText("A new browser is waiting to sign in to your account.").waitFor({ timeout: 15000 });
   await a.getByRole("button", { name: "Review it" }).click();
   await a.locator("#devices-pending li").first().waitFor();
   assert.match(await a.locator("#devices-pending").textContent(), /Waiting to sign in: .+ on Linux, from 127\.0\.0\.1/);
+  await a.getByLabel("Number it shows").fill(number);
   await a.getByRole("button", { name: "Let it in" }).click();
   await a.getByText("The new browser is let in.").waitFor();
   await b.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor({ timeout: 15000 });

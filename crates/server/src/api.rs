@@ -106,7 +106,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/account/notifications", get(notifications::get).put(notifications::set).layer(json))
         .route("/api/devices", get(devices::list))
         .route("/api/devices/{id}", put(devices::rename).delete(devices::revoke).layer(json))
-        .route("/api/devices/pending/{id}/approve", post(devices::approve))
+        .route("/api/devices/pending/{id}/approve", post(devices::approve).layer(json))
         .route("/api/devices/pending/{id}/deny", post(devices::deny))
         .route("/api/unsubscribe", get(notifications::page).post(notifications::unsubscribe).layer(json))
         .route("/api/practice/users", get(account::practice_users))

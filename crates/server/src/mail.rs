@@ -105,7 +105,13 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
 pub fn check_relay_url(relay: &str) -> Result<(), MailError> {
     let url = url::Url::parse(relay).map_err(|e| MailError::Setting(format!("the SMTP URL: {e}")))?;
     let loopback = is_loopback_host(&url);
-    let tls_required = url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    // lettre reads the first `tls` pair: exactly one, and `required`, or a later pair could be
+    // what this check sees while lettre downgrades.
+    let tls: Vec<String> = url.query_pairs().filter(|(k, _)| k == "tls").map(|(_, v)| v.into_owned()).collect();
+    let tls_required = tls == ["required"];
+    if tls.len() > 1 {
+        return Err(MailError::Setting("give the SMTP URL's tls setting once".into()));
+    }
     match url.scheme() {
         "smtps" => Ok(()),
         "smtp" if tls_required || loopback => Ok(()),

@@ -25,6 +25,17 @@ async fn code_from_outbox(s: &TestServer, n: usize) -> String {
     text[at..at + 6].to_owned()
 }
 
+/// The code of the next confirmation sent after `before` codes.
+async fn next_code(s: &TestServer, before: usize) -> String {
+    for _ in 0..100 {
+        if let Some(c) = s.device_codes().get(before) {
+            return c.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no new code");
+}
+
 fn confirm(ticket: &str, code: &str) -> Call {
     Call::post("/api/sign-in/device").cookie(&format!("{TICKET}={ticket}")).json(serde_json::json!({ "code": code }))
 }
@@ -40,7 +51,13 @@ async fn a_new_browser_gets_no_session_until_the_code_sent_out_of_band_confirms_
     let laptop = device_key();
     let res = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json(), serde_json::json!({"second_step": "device", "channels": ["e-mail", "device"]}));
+    let asked = res.json();
+    assert_eq!(
+        (asked["second_step"].clone(), asked["channels"].clone()),
+        ("device".into(), serde_json::json!(["e-mail", "device"]))
+    );
+    let number: u32 = asked["number"].as_str().unwrap().parse().unwrap();
+    assert!((10..=99).contains(&number), "{asked}");
     assert!(res.set_cookie(SESSION).is_none(), "no session before the browser is confirmed");
     let ticket = res.set_cookie(TICKET).unwrap();
     // The ticket is no session.
@@ -105,7 +122,9 @@ async fn a_trusted_device_approves_or_refuses_a_new_browser() {
     let anna = s.practice("P", "anna").await;
     let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
     let laptop = device_key();
-    let ticket = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await.set_cookie(TICKET).unwrap();
+    let res = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await;
+    let number = res.json()["number"].as_str().unwrap().to_owned();
+    let ticket = res.set_cookie(TICKET).unwrap();
     let waiting = s.call(wait(&ticket)).await;
     assert_eq!(waiting.status, 202);
     assert!(waiting.set_cookie(SESSION).is_none());
@@ -115,17 +134,35 @@ async fn a_trusted_device_approves_or_refuses_a_new_browser() {
     assert_eq!(pending[0]["browser"], "A browser");
     let id = pending[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(s.call(Call::get("/api/devices").session(&bram)).await.json()["pending"], serde_json::json!([]));
-    let approve = |who: &str, id: &str| s.call(Call::post(&format!("/api/devices/pending/{id}/approve")).session(who));
-    assert_eq!(approve(&bram, &id).await.status, 404, "not bram's to approve");
+    let approve = |who: &str, id: &str, number: &str| {
+        s.call(
+            Call::post(&format!("/api/devices/pending/{id}/approve"))
+                .session(who)
+                .json(serde_json::json!({ "number": number })),
+        )
+    };
+    assert_eq!(approve(&bram, &id, &number).await.status, 404, "not bram's to approve");
     assert_eq!(s.call(wait(&ticket)).await.status, 202);
-    assert_eq!(approve(&anna, &id).await.status, 204);
+    assert_eq!(approve(&anna, &id, &number).await.status, 204);
     let done = s.call(wait(&ticket)).await;
     assert_eq!(done.status, 200);
     let session = done.set_cookie(SESSION).unwrap();
     assert_eq!(s.call(Call::get("/api/me").session(&session)).await.status, 200);
-    assert_eq!(approve(&anna, &id).await.status, 404, "once");
+    assert_eq!(approve(&anna, &id, &number).await.status, 404, "once");
     let devices = s.call(Call::get("/api/devices").session(&anna)).await.json()["devices"].clone();
     assert!(devices.as_array().unwrap().iter().any(|d| d["confirmed_by"].as_str().unwrap().starts_with("device ")));
+
+    // The approver types the number the new browser shows: a wrong one refuses it (a stranger's
+    // waiting sign-in is not let in by a reflex).
+    let guessed = s.sign_in_from("anna", PASSWORD, Some(&device_key())).await;
+    let right = guessed.json()["number"].as_str().unwrap().to_owned();
+    let guessed = guessed.set_cookie(TICKET).unwrap();
+    let pending = s.call(Call::get("/api/devices").session(&anna)).await.json()["pending"].clone();
+    let id = pending[0]["id"].as_str().unwrap().to_owned();
+    let wrong_number = if right == "10" { "11" } else { "10" };
+    assert_eq!(approve(&anna, &id, wrong_number).await.status, 400);
+    assert_eq!(s.call(wait(&guessed)).await.status, 403);
+    assert_eq!(approve(&anna, &id, &right).await.status, 404, "refused for good");
 
     // Refused: the new browser hears so, and its ticket is gone.
     let stranger = device_key();
@@ -139,22 +176,32 @@ async fn a_trusted_device_approves_or_refuses_a_new_browser() {
     assert!(log.as_array().unwrap().iter().any(|e| e["result"] == "device-denied"));
 
     // A session that is on no trusted device (a keyless browser let in by code) approves nothing.
+    s.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
+    let before = s.device_codes().len();
     let keyless = s.sign_in_from("anna", PASSWORD, None).await.set_cookie(TICKET).unwrap();
-    let code = code_from_outbox(&s, 4).await;
+    let code = next_code(&s, before).await;
     let keyless = s.call(confirm(&keyless, &code)).await;
     let keyless = keyless.set_cookie(SESSION).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&keyless.body)));
     let ticket = s.sign_in_from("anna", PASSWORD, Some(&stranger)).await.set_cookie(TICKET).unwrap();
     let pending = s.call(Call::get("/api/devices").session(&keyless)).await.json()["pending"].clone();
     let id = pending[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(approve(&keyless, &id).await.status, 400);
+    assert_eq!(approve(&keyless, &id, "42").await.status, 400);
     assert_eq!(s.call(wait(&ticket)).await.status, 202);
 
-    // A stranger with the password cannot pile up requests: the oldest make way.
-    for _ in 0..MAX_PENDING_DEVICES + 2 {
-        s.sign_in_from("anna", PASSWORD, Some(&device_key())).await;
+    // A stranger with the password cannot pile up requests: the oldest make way; and codes to
+    // one account are bounded (mail and SMS cost, and a flood for its owner).
+    let burst = kluis_server::accounts::throttle::DEVICE_CODES_BURST as usize;
+    s.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
+    let sent_before = s.device_codes().len();
+    let mut throttled = 0;
+    for _ in 0..burst {
+        throttled += u32::from(s.sign_in_from("anna", PASSWORD, Some(&device_key())).await.status == 429);
     }
     let pending = s.call(Call::get("/api/devices").session(&anna)).await.json()["pending"].clone();
-    assert_eq!(pending.as_array().unwrap().len(), MAX_PENDING_DEVICES);
+    assert_eq!(pending.as_array().unwrap().len(), MAX_PENDING_DEVICES, "{pending}");
+    s.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
+    let codes = s.device_codes().len();
+    assert!(throttled as usize == sent_before && codes == burst, "{codes} codes, {throttled} refused");
 }
 
 #[tokio::test]
@@ -185,10 +232,45 @@ async fn a_revoked_device_loses_its_sessions_and_must_be_confirmed_again() {
     let revoke = |who: &str, id: &str| s.call(Call::new(Method::DELETE, &format!("/api/devices/{id}")).session(who));
     assert_eq!(revoke(&bram, &id).await.status, 404);
     assert_eq!(s.call(Call::get("/api/me").session(&on_laptop)).await.status, 200);
+    // A sign-in under way on it (password given, code not yet) ends with it.
+    let (secret, token) = {
+        let res = s.call(Call::post("/api/account/totp").session(&anna)).await;
+        let secret = res.json()["secret"].as_str().unwrap().to_owned();
+        let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
+        let res = s
+            .call(Call::post("/api/account/totp/confirm").session(&anna).json(serde_json::json!({"code": code})))
+            .await;
+        assert_eq!(res.status, 200);
+        (secret, anna.clone())
+    };
+    let anna = token;
+    assert_eq!(s.call(Call::get("/api/me").session(&on_laptop)).await.status, 401, "it did not pass the new factor");
+    s.clock.advance(30_000);
+    let half = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await;
+    assert_eq!(half.json()["second_step"], "totp");
+    let half = half.set_cookie(TICKET).unwrap();
     assert_eq!(revoke(&anna, &id).await.status, 204);
-    assert_eq!(s.call(Call::get("/api/me").session(&on_laptop)).await.status, 401, "its session ended");
+    let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
+    let res = s
+        .call(
+            Call::post("/api/sign-in/second-factor")
+                .cookie(&format!("{TICKET}={half}"))
+                .json(serde_json::json!({"code": code})),
+        )
+        .await;
+    assert_eq!(res.status, 401, "the sign-in under way ended with the device");
     assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.status, 200, "the others did not");
+    s.clock.advance(30_000);
     let res = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await;
+    let ticket = res.set_cookie(TICKET).unwrap();
+    let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
+    let res = s
+        .call(
+            Call::post("/api/sign-in/second-factor")
+                .cookie(&format!("{TICKET}={ticket}"))
+                .json(serde_json::json!({"code": code})),
+        )
+        .await;
     assert_eq!(res.json()["second_step"], "device", "confirmed again before it gets in");
     let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
     assert_eq!(events[0]["kind"], "device-revoked");

@@ -170,8 +170,10 @@ async fn every_endpoint_every_subject_every_owner() {
     // to be approved and refused.
     let device_a = spare_device(&s, "anna").await;
     let device_b = spare_device(&s, "bram").await;
-    let (approve_a, deny_a) = (pending_device(&s, "anna", &a).await, pending_device(&s, "anna", &a).await);
-    let (approve_b, deny_b) = (pending_device(&s, "bram", &b).await, pending_device(&s, "bram", &b).await);
+    let ((approve_a, number_a), (deny_a, _)) =
+        (pending_device(&s, "anna", &a).await, pending_device(&s, "anna", &a).await);
+    let ((approve_b, number_b), (deny_b, _)) =
+        (pending_device(&s, "bram", &b).await, pending_device(&s, "bram", &b).await);
     let openapi: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
     let counter = AtomicU32::new(0);
 
@@ -239,6 +241,10 @@ async fn every_endpoint_every_subject_every_owner() {
                 ("POST", "/api/sign-in/device") => call.json(serde_json::json!({"code": "123456"})),
                 ("PUT", "/api/account/notifications") => call.json(serde_json::json!({"new_device": true, "every_sign_in": false})),
                 ("PUT", "/api/devices/{id}") => call.json(serde_json::json!({"name": format!("Device {n}")})),
+                ("POST", "/api/devices/pending/{id}/approve") => {
+                    let number = if owner == "B" { &number_b } else { &number_a };
+                    call.json(serde_json::json!({ "number": number }))
+                }
                 ("GET" | "POST", "/api/unsubscribe") => {
                     Call::new(Method::from_bytes(method.as_bytes()).unwrap(), "/api/unsubscribe?token=AAAAAAAAAAAAAAAAAAAAAA")
                 }
@@ -291,18 +297,20 @@ async fn spare_device(s: &TestServer, user: &str) -> String {
         .to_owned()
 }
 
-/// A new browser of `user` waiting for an approval; its handle, as `session` sees it.
-async fn pending_device(s: &TestServer, user: &str, session: &str) -> String {
+/// A new browser of `user` waiting for an approval: its handle, as `session` sees it, and the
+/// number it shows.
+async fn pending_device(s: &TestServer, user: &str, session: &str) -> (String, String) {
     let ids = || async {
         let pending = s.call(Call::get("/api/devices").session(session)).await.json()["pending"].clone();
         pending.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>()
     };
     let before = ids().await;
-    s.sign_in_from(user, PASSWORD, Some(&server::device_key())).await;
+    let res = s.sign_in_from(user, PASSWORD, Some(&server::device_key())).await;
+    let number = res.json()["number"].as_str().unwrap().to_owned();
     let after = ids().await;
     let new: Vec<&String> = after.difference(&before).collect();
     assert_eq!(new.len(), 1);
-    new[0].clone()
+    (new[0].clone(), number)
 }
 
 fn save_body_for_missing(keys: &VaultKeys) -> Vec<u8> {

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 use super::model::{Id, SignInResult, User, UserState};
 use super::secrets::{Secret, SecretKind, hash_presented, random_id};
 use super::signin::{Client, Outcome, SecondStep};
+use super::throttle::Gate;
 use super::tickets::{DEVICE_TICKET_LIFETIME_MS, DeviceWait, Stage, Ticket};
 use super::{AccountError, Accounts, MAX_USER_AGENT_CHARS, Signed, shorten};
 use crate::clock::Millis;
@@ -38,7 +39,15 @@ impl Accounts {
         second_factor: bool,
     ) -> Result<Outcome, AccountError> {
         let now = self.clock.now();
+        // A bound on the codes one account is sent (mail and SMS cost, and a flood for its
+        // owner), whoever knows the password.
+        if let Err(ms) = self.throttle.device_codes(user.id) {
+            self.log_sign_in(Some(user), a, false, SignInResult::Throttled)?;
+            self.flush().await?;
+            return Ok(Outcome::Throttled(ms));
+        }
         let code = Secret::digits()?;
+        let number = super::secrets::two_digit_number()?;
         let mut channels = Vec::new();
         if self.mailer.is_some() && user.email.is_some() {
             channels.push("e-mail");
@@ -64,6 +73,7 @@ impl Accounts {
                 pending: hex::encode(random_id()?.get(..8).unwrap_or_default()),
                 code: code.hash(SecretKind::DeviceCode),
                 channels: channels.clone(),
+                number: number.clone(),
                 approved_by: None,
                 denied: false,
             }),
@@ -72,7 +82,7 @@ impl Accounts {
         self.notice_device_code(user, &code, a);
         self.log_sign_in(Some(user), a, false, SignInResult::DeviceConfirmation)?;
         self.flush().await?;
-        Ok(Outcome::ConfirmDevice { ticket, channels })
+        Ok(Outcome::ConfirmDevice { ticket, channels, number })
     }
 
     fn device_ticket(&self, presented: &str) -> Option<([u8; 32], Ticket, DeviceWait)> {
@@ -97,7 +107,7 @@ impl Accounts {
             return Ok(Outcome::Throttled(ms));
         }
         let (decision, _) = self.reserve_failure(&user, false)?;
-        if decision == super::throttle::Gate::Locked {
+        if decision == Gate::Locked {
             self.tickets.remove(&key);
         }
         if let Some(out) = self.gated(Some(&user), &a, false, decision)? {
@@ -110,7 +120,10 @@ impl Accounts {
             self.flush().await?;
             return Ok(Outcome::Failed);
         }
-        self.tickets.remove(&key);
+        // Taken out atomically: two requests with the right code get one session.
+        if self.tickets.take(&key, self.clock.now()).is_none() {
+            return Ok(Outcome::Failed);
+        }
         let by = format!(
             "code by {}",
             wait.channels.iter().filter(|c| **c != "device").copied().collect::<Vec<_>>().join(" or ")
@@ -136,8 +149,7 @@ impl Accounts {
             return Ok(Outcome::Denied);
         }
         let Some(by) = wait.approved_by else { return Ok(Outcome::Waiting) };
-        self.tickets.remove(&key);
-        if user.state != UserState::Active {
+        if self.tickets.take(&key, self.clock.now()).is_none() || user.state != UserState::Active {
             return Ok(Outcome::Failed);
         }
         self.finish_confirmed(user, &ticket, &format!("device {by}"), &a, old_session).await
@@ -157,7 +169,8 @@ impl Accounts {
             let device = self.trust_device(&user, d, &ticket.user_agent, confirmed_by)?;
             self.notice_new_device(&user, &device, a.ip);
         }
-        let user = self.succeed(&user, None)?;
+        // Confirmed out of band: the failure counts of every kind clear.
+        let user = self.succeed(&user, true, None)?;
         self.finish_sign_in(user, a, false, ticket.second_factor, old_session).await
     }
 
@@ -176,17 +189,38 @@ impl Accounts {
             .collect()
     }
 
-    /// Approves (or refuses) a new browser of the signed-in user, from a session on a trusted
-    /// device.
-    pub fn decide_device(&self, signed: &Signed, pending: &str, approve: bool) -> Result<(), AccountError> {
-        let Some(device) = signed.session.device.clone() else {
+    /// Approves a new browser of the signed-in user with the number it shows (`Some`), or
+    /// refuses it (`None`), from a session on a device the account still trusts. A wrong number
+    /// refuses it too. A refusal is announced to the user.
+    pub async fn decide_device(
+        &self,
+        signed: &Signed,
+        pending: &str,
+        number: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let device = signed.session.device.clone().filter(|d| self.device_entry(&signed.user.id, d).is_ok());
+        let Some(device) = device else {
             return Err(AccountError::Invalid("approve new browsers from a browser this account trusts"));
         };
-        let approved_by = approve.then_some(device);
-        if self.tickets.decide(&signed.user.id, pending, approved_by, self.clock.now()) {
-            Ok(())
-        } else {
-            Err(AccountError::NotFound)
+        let approval = number.map(|n| (device, n));
+        match self.tickets.decide(&signed.user.id, pending, approval, self.clock.now()) {
+            None => Err(AccountError::NotFound),
+            Some(true) => Ok(()),
+            Some(false) => {
+                self.notice_security_change(
+                    &signed.user,
+                    "A new browser was refused for your kluis account",
+                    "A browser that signed in to your kluis account with the right password was refused from one of\n\
+                     your trusted browsers. If that was not you, change your password now: someone knows it.",
+                );
+                if number.is_some() {
+                    Err(AccountError::Invalid(
+                        "that is not the number the new browser shows: it was refused (it can sign in again)",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 //! A trusted device also decides which failure count a sign-in attempt belongs to: failures from
 //! unknown devices never lock the account for its owner's devices (`throttle.rs`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
 use data_encoding::BASE64URL_NOPAD;
@@ -37,6 +37,10 @@ pub const DEVICE_SIGNATURE_BYTES: usize = 64;
 pub const MAX_DEVICE_NAME_CHARS: usize = 60;
 /// Most trusted devices per account (the oldest unused must be removed before another).
 pub const MAX_DEVICES: usize = 50;
+/// Most answered challenges remembered at once (each for at most two minutes); when full, no
+/// challenge is accepted until some expire. Sign-ins are throttled per address before a
+/// challenge is looked at, so this is a bound, not a working limit.
+pub const MAX_SPENT_CHALLENGES: usize = 1_000_000;
 
 /// A device key whose possession was proven for this request.
 #[derive(Clone, PartialEq, Eq)]
@@ -108,7 +112,15 @@ pub fn verify_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) ->
 /// until it expires.
 pub(super) struct Challenges {
     key: [u8; 32],
-    spent: Mutex<HashMap<[u8; 16], Millis>>,
+    spent: Mutex<Spent>,
+}
+
+/// The nonces of answered challenges, with their expiry in order, so pruning touches only
+/// what expired.
+#[derive(Default)]
+struct Spent {
+    nonces: HashSet<[u8; 16]>,
+    by_expiry: BTreeSet<(Millis, [u8; 16])>,
 }
 
 impl std::fmt::Debug for Challenges {
@@ -125,7 +137,7 @@ impl Default for Challenges {
         if getrandom::fill(&mut key).is_err() {
             tracing::error!("the system random generator failed: device challenges are refused");
         }
-        Challenges { key, spent: Mutex::new(HashMap::new()) }
+        Challenges { key, spent: Mutex::new(Spent::default()) }
     }
 }
 
@@ -149,9 +161,8 @@ impl Challenges {
         Ok(BASE64URL_NOPAD.encode(&[&body[..], &mac[..]].concat()))
     }
 
-    /// The challenge's bytes if it is one of ours, unexpired and not answered before; it is
-    /// then spent.
-    pub(super) fn spend(&self, text: &str, now: Millis) -> Option<Vec<u8>> {
+    /// The challenge's bytes if it is one of ours and unexpired (not yet spent).
+    pub(super) fn check(&self, text: &str, now: Millis) -> Option<Vec<u8>> {
         let bytes = BASE64URL_NOPAD.decode(text.as_bytes()).ok()?;
         if bytes.len() != CHALLENGE_BYTES || self.key == [0; 32] {
             return None;
@@ -160,17 +171,31 @@ impl Challenges {
         if !bool::from(self.mac(body)?.ct_eq(mac)) {
             return None;
         }
-        let nonce: [u8; 16] = body.get(..16)?.try_into().ok()?;
         let expires = u64::from_be_bytes(body.get(16..24)?.try_into().ok()?);
-        if now >= expires {
-            return None;
-        }
+        (now < expires).then_some(bytes)
+    }
+
+    /// Spends a checked challenge: true the first time only.
+    pub(super) fn spend(&self, checked: &[u8], now: Millis) -> bool {
+        let (Some(nonce), Some(expires)) = (
+            checked.get(..16).and_then(|n| <[u8; 16]>::try_from(n).ok()),
+            checked.get(16..24).and_then(|e| <[u8; 8]>::try_from(e).ok()).map(u64::from_be_bytes),
+        ) else {
+            return false;
+        };
         let mut spent = self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        spent.retain(|_, until| *until > now);
-        if spent.insert(nonce, expires).is_some() {
-            return None;
+        while let Some(first) = spent.by_expiry.first().copied() {
+            if first.0 > now {
+                break;
+            }
+            spent.by_expiry.remove(&first);
+            spent.nonces.remove(&first.1);
         }
-        Some(bytes)
+        if spent.nonces.len() >= MAX_SPENT_CHALLENGES || !spent.nonces.insert(nonce) {
+            return false;
+        }
+        spent.by_expiry.insert((expires, nonce));
+        true
     }
 }
 
@@ -189,16 +214,19 @@ impl Accounts {
         self.challenges.issue(self.clock.now())
     }
 
-    /// Checks a device proof: the challenge is ours, fresh and unused, and the signature by the
-    /// presented key verifies. Any failure is one clear error.
+    /// Checks a device proof: the challenge is ours and fresh, the signature by the presented
+    /// key verifies, and only then is the challenge spent (once). Any failure is one clear
+    /// error. Callers take the request's address bucket first.
     pub fn check_device_proof(&self, proof: &DeviceProof) -> Result<DeviceKey, AccountError> {
         let (key, verifying) = parse_device_key(&proof.public_key)?;
         let refused =
             || AccountError::Invalid("this browser's device proof did not check out: reload the page and try again");
-        let challenge = self.challenges.spend(&proof.challenge, self.clock.now()).ok_or_else(refused)?;
+        let now = self.clock.now();
+        let challenge = self.challenges.check(&proof.challenge, now).ok_or_else(refused)?;
         let signature = BASE64URL_NOPAD.decode(proof.signature.as_bytes()).map_err(|_| refused())?;
         if signature.len() != DEVICE_SIGNATURE_BYTES
             || !verify_signature(&verifying, &signed_message(&challenge), &signature)
+            || !self.challenges.spend(&challenge, now)
         {
             return Err(refused());
         }
@@ -265,7 +293,7 @@ impl Accounts {
         Ok(out)
     }
 
-    fn device_entry(&self, user: &Id, id: &str) -> Result<(sled::IVec, Device), AccountError> {
+    pub(super) fn device_entry(&self, user: &Id, id: &str) -> Result<(sled::IVec, Device), AccountError> {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AccountError::NotFound);
         }
@@ -285,9 +313,15 @@ impl Accounts {
         if name.is_empty() || name.chars().count() > MAX_DEVICE_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(AccountError::Invalid("a device name has 1 to 60 characters"));
         }
-        let (k, mut d) = self.device_entry(user, id)?;
-        d.name = name.to_owned();
-        self.devices.insert(k, to_json(&d)?)?;
+        let (k, _) = self.device_entry(user, id)?;
+        // Atomic: a device removed meanwhile stays removed.
+        let updated = self.devices.update_and_fetch(k, |old| {
+            let old = old?;
+            let Ok(mut d) = from_json::<Device>(old) else { return Some(old.to_vec()) };
+            d.name = name.to_owned();
+            to_json(&d).ok().or_else(|| Some(old.to_vec()))
+        })?;
+        let d = from_json(&updated.ok_or(AccountError::NotFound)?)?;
         self.flush().await?;
         Ok(d)
     }
@@ -298,6 +332,8 @@ impl Accounts {
         let (k, d) = self.device_entry(&user.id, id)?;
         self.devices.remove(k)?;
         let ended = self.end_device_sessions(&user.id, &d.id)?;
+        // Sign-ins under way on it, and the approvals it gave, end too.
+        self.tickets.remove_device(&user.id, &d.id);
         self.record_event(user.practice.as_ref(), &self.simple_event(EventKind::DeviceRevoked, user, by, Some(&d.id)))?;
         self.flush().await?;
         Ok(ended)
@@ -312,23 +348,28 @@ mod tests {
     #[test]
     fn challenges_verify_once_and_expire() {
         let c = Challenges::default();
+        let use_once = |t: &str, now| c.check(t, now).is_some_and(|b| c.spend(&b, now));
         let t = c.issue(1000).unwrap();
-        assert!(c.spend(&t, 1001).is_some());
-        assert!(c.spend(&t, 1002).is_none(), "a challenge answers once");
+        assert!(use_once(&t, 1001));
+        assert!(!use_once(&t, 1002), "a challenge answers once");
         let late = c.issue(1000).unwrap();
-        assert!(c.spend(&late, 1000 + CHALLENGE_LIFETIME_MS).is_none(), "expired");
+        assert!(!use_once(&late, 1000 + CHALLENGE_LIFETIME_MS), "expired");
         // Another server's challenge (another key), and any changed byte, are refused.
         let other = Challenges::default().issue(1000).unwrap();
-        assert!(c.spend(&other, 1001).is_none());
+        assert!(!use_once(&other, 1001));
         let fresh = c.issue(5000).unwrap();
         let mut bytes = BASE64URL_NOPAD.decode(fresh.as_bytes()).unwrap();
         for i in 0..bytes.len() {
             bytes[i] ^= 1;
-            assert!(c.spend(&BASE64URL_NOPAD.encode(&bytes), 5001).is_none(), "byte {i}");
+            assert!(!use_once(&BASE64URL_NOPAD.encode(&bytes), 5001), "byte {i}");
             bytes[i] ^= 1;
         }
-        assert!(c.spend(&fresh, 5001).is_some());
-        assert!(c.spend("short", 5001).is_none());
+        assert!(use_once(&fresh, 5001));
+        assert!(!use_once("short", 5001));
+        // Spent nonces are forgotten once their challenges expired (and cannot be reused then).
+        let again = c.issue(1_000_000).unwrap();
+        assert!(use_once(&again, 1_000_001));
+        assert_eq!(c.spent.lock().unwrap().nonces.len(), 1, "the expired ones were pruned");
     }
 
     #[test]

@@ -170,6 +170,9 @@ impl Accounts {
             matching_step(&t, code, now).ok_or(AccountError::Invalid("that code is not right; try the next one"))?;
         let pending = u.pending_totp.clone().ok_or(AccountError::NotFound)?;
         let (codes, hashes) = Self::fresh_recovery_codes()?;
+        // This session passed it (marked first, so that no request in between finds the user
+        // with a second factor and this session without).
+        self.update_session(signed, |s| s.second_factor = true)?;
         // Checked again inside the atomic update: only the set-up this code belongs to is
         // confirmed, and only once.
         let mut confirmed = false;
@@ -188,8 +191,9 @@ impl Accounts {
         if !confirmed {
             return Err(AccountError::Invalid("start the authenticator set-up again"));
         }
-        self.update_session(signed, |s| s.second_factor = true)?;
         self.end_other_sessions(user, Some(&signed.session.id))?;
+        // Sign-ins under way began without it: they start again.
+        self.tickets.remove_user(user);
         self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::SecondFactorEnabled, &u, "user", None))?;
         self.flush().await?;
         self.notice_security_change(
@@ -229,23 +233,24 @@ impl Accounts {
     pub async fn regenerate_recovery_codes(&self, signed: &Signed, code: &str) -> Result<Vec<Secret>, AccountError> {
         let user = &signed.user.id;
         let u = self.user(user)?;
-        let (decision, before) = self.reserve_failure(&u, false)?;
+        // Counted as the sign-ins of this session's kind of browser (a trusted device, or not).
+        let known = signed.session.device.is_some();
+        let (decision, before) = self.reserve_failure(&u, known)?;
         match decision {
             Gate::Open => {}
             Gate::Wait(ms) => return Err(AccountError::Throttled(ms)),
             Gate::Locked => return Err(AccountError::Throttled(super::throttle::MAX_DELAY_MS)),
         }
         if !self.spend_second_factor(&u, code)? {
-            let tries = signed.session.code_failures.saturating_add(1);
-            if tries >= super::MAX_TICKET_TRIES {
+            // Counted atomically, so parallel wrong codes cannot slip past the limit.
+            let tries = self.update_session(signed, |s| s.code_failures = s.code_failures.saturating_add(1))?;
+            if tries.is_none_or(|s| s.code_failures >= super::MAX_TICKET_TRIES) {
                 self.end_signed(signed)?;
-            } else {
-                self.update_session(signed, |s| s.code_failures = tries)?;
             }
             self.flush().await?;
             return Err(AccountError::Invalid("that code is not right; try the next one"));
         }
-        self.take_back(&u, false, before, None)?;
+        self.take_back(&u, known, before, None)?;
         let (codes, hashes) = Self::fresh_recovery_codes()?;
         let u = self.update_user(user, |u| {
             if let Some(f) = u.second_factor.as_mut() {

@@ -82,6 +82,16 @@ fn random<const N: usize>() -> Result<[u8; N], AccountError> {
     Ok(b)
 }
 
+/// A uniform number from 10 to 99, as text (what a new browser shows for its approver to type).
+pub fn two_digit_number() -> Result<String, AccountError> {
+    loop {
+        let [b] = random::<1>()?;
+        if b < 180 {
+            return Ok((10 + b % 90).to_string());
+        }
+    }
+}
+
 /// 16 random bytes for ids.
 pub fn random_id() -> Result<[u8; 16], AccountError> {
     random()

@@ -133,16 +133,20 @@ impl Accounts {
         Ok(Some(Signed { user, session, key }))
     }
 
-    /// Changes the signed-in session's record in one atomic step (a session ended meanwhile
-    /// stays ended).
-    pub(super) fn update_session(&self, signed: &Signed, change: impl Fn(&mut Session)) -> Result<(), AccountError> {
-        self.sessions.update_and_fetch(signed.key, |old| {
+    /// Changes the signed-in session's record in one atomic step and returns it (a session
+    /// ended meanwhile stays ended: `None`).
+    pub(super) fn update_session(
+        &self,
+        signed: &Signed,
+        change: impl Fn(&mut Session),
+    ) -> Result<Option<Session>, AccountError> {
+        let updated = self.sessions.update_and_fetch(signed.key, |old| {
             let old = old?;
             let Ok(mut s) = from_json::<Session>(old) else { return Some(old.to_vec()) };
             change(&mut s);
             to_json(&s).ok().or_else(|| Some(old.to_vec()))
         })?;
-        Ok(())
+        updated.map(|v| from_json(&v)).transpose()
     }
 
     /// Ends the signed-in session.
@@ -165,10 +169,23 @@ impl Accounts {
     pub fn purge_expired(&self) -> Result<usize, AccountError> {
         let now = self.clock.now();
         let mut n = 0;
+        let mut policies = std::collections::HashMap::new();
         for kv in self.sessions.iter() {
             let (key, v) = kv?;
             let s: Session = from_json(&v)?;
-            if now >= s.expires_ms || now >= s.last_active_ms.saturating_add(s.idle_ms) {
+            let policy = match policies.get(&s.user) {
+                Some(p) => *p,
+                None => {
+                    let p = match self.user(&s.user) {
+                        Ok(u) => self.policy_of(&u)?,
+                        Err(AccountError::NotFound) => Default::default(),
+                        Err(e) => return Err(e),
+                    };
+                    policies.insert(s.user, p);
+                    p
+                }
+            };
+            if now >= Self::ends_at(&s, &policy) {
                 let key: [u8; 32] = key.as_ref().try_into().map_err(|_| AccountError::Internal("bad session key"))?;
                 self.end_session(&key, &s)?;
                 n += 1;
@@ -186,12 +203,14 @@ impl Accounts {
     /// The user's live sessions, newest first.
     pub fn sessions_of(&self, signed: &Signed) -> Result<Vec<SessionView>, AccountError> {
         let now = self.clock.now();
+        let policy = self.policy_of(&signed.user)?;
         let mut out = Vec::new();
         for kv in self.user_sessions.scan_prefix(signed.user.id.0) {
             let (_, key) = kv?;
             let Some(v) = self.sessions.get(&key)? else { continue };
             let s: Session = from_json(&v)?;
-            if now >= s.expires_ms || now >= s.last_active_ms.saturating_add(s.idle_ms) {
+            let ends = Self::ends_at(&s, &policy);
+            if now >= ends {
                 continue;
             }
             out.push(SessionView {
@@ -199,7 +218,7 @@ impl Accounts {
                 id: s.id,
                 created_ms: s.created_ms,
                 last_active_ms: s.last_active_ms,
-                expires_ms: s.expires_ms,
+                expires_ms: ends,
                 user_agent: s.user_agent,
                 device: s.device,
             });

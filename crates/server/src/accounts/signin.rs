@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use super::devices::DeviceKey;
+use super::devices::{DeviceKey, DeviceProof};
 use super::model::Id;
 use super::model::{Failures, SignIn, SignInResult, User, UserState};
 use super::password::{Password, Verified};
@@ -49,8 +49,9 @@ pub struct Attempt<'a> {
     pub ip: IpAddr,
     /// Its User-Agent.
     pub user_agent: &'a str,
-    /// The device key the browser proved for this request, if any.
-    pub device: Option<DeviceKey>,
+    /// The browser's proof of its device key, if it sent one (checked after the address's
+    /// throttle).
+    pub device: Option<&'a DeviceProof>,
     /// The session cookie it presented, if any: ended on success (a new session replaces it).
     pub old_session: Option<&'a str>,
 }
@@ -78,6 +79,8 @@ pub enum Outcome {
         ticket: Secret,
         /// `e-mail`, `sms`: where the code went; `device`: a trusted device can approve.
         channels: Vec<&'static str>,
+        /// The number this browser shows, which a trusted device types to approve it.
+        number: String,
     },
     /// Still waiting for a trusted device's approval.
     Waiting,
@@ -197,11 +200,19 @@ impl Accounts {
         Ok(())
     }
 
-    /// Clears the failure counts (and stores a rehashed password) in one atomic update, so
-    /// nothing written to the user meanwhile is lost.
-    pub(super) fn succeed(&self, user: &User, rehashed: Option<String>) -> Result<User, AccountError> {
+    /// After a successful sign-in: clears the failure count of trusted devices, or, when `all`
+    /// (a new browser confirmed out of band), of every kind; stores a rehashed password in the
+    /// same atomic update, so nothing written to the user meanwhile is lost. A sign-in from a
+    /// trusted device leaves the count of unknown browsers as it is, so a stranger's guesses at
+    /// codes stay bounded whatever the owner does.
+    pub(super) fn succeed(&self, user: &User, all: bool, rehashed: Option<String>) -> Result<User, AccountError> {
         self.update_user(&user.id, |u| {
-            u.failures = Failures::default();
+            if all {
+                u.failures = Failures::default();
+            } else {
+                u.failures.known = 0;
+                u.failures.known_last_ms = 0;
+            }
             if let Some(phc) = &rehashed {
                 u.password = Some(phc.clone());
             }
@@ -232,16 +243,18 @@ impl Accounts {
     /// Signs in with username and password.
     pub async fn sign_in(&self, attempt: Attempt<'_>) -> Result<Outcome, AccountError> {
         let Attempt { username, password, ip, user_agent, device, old_session } = attempt;
-        let a = Client { ip, user_agent, device: device.as_ref() };
         let user = self.user_by_name(username)?;
+        if let Err(ms) = self.throttle.ip(ip) {
+            let a = Client { ip, user_agent, device: None };
+            self.log_sign_in(user.as_ref(), &a, false, SignInResult::Throttled)?;
+            return Ok(Outcome::Throttled(ms));
+        }
+        let device = device.map(|p| self.check_device_proof(p)).transpose()?;
+        let a = Client { ip, user_agent, device: device.as_ref() };
         let known = match &user {
             Some(u) => self.is_trusted(a.device, &u.id)?,
             None => false,
         };
-        if let Err(ms) = self.throttle.ip(a.ip) {
-            self.log_sign_in(user.as_ref(), &a, known, SignInResult::Throttled)?;
-            return Ok(Outcome::Throttled(ms));
-        }
         let (decision, before) = match &user {
             Some(u) => self.reserve_failure(u, known)?,
             None => {
@@ -294,7 +307,7 @@ impl Accounts {
             self.take_back(&user, known, before, rehashed.as_ref())?;
             return self.confirm_new_device(&user, &a, false).await;
         }
-        let user = self.succeed(&user, rehashed)?;
+        let user = self.succeed(&user, false, rehashed)?;
         self.finish_sign_in(user, &a, known, false, old_session).await
     }
 
@@ -331,30 +344,34 @@ impl Accounts {
         };
         let user = self.user(&ticket.user)?;
         let a = Client { ip: step.ip, user_agent: step.user_agent, device: ticket.device.as_ref() };
+        // A device removed since the password step is no longer trusted.
+        let known = ticket.known && self.is_trusted(a.device, &user.id)?;
         if let Err(ms) = self.throttle.ip(step.ip) {
-            self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Throttled)?;
+            self.log_sign_in(Some(&user), &a, known, SignInResult::Throttled)?;
             return Ok(Outcome::Throttled(ms));
         }
-        let (decision, before) = self.reserve_failure(&user, ticket.known)?;
+        let (decision, before) = self.reserve_failure(&user, known)?;
         if decision == Gate::Locked {
             self.tickets.remove(&key);
         }
-        if let Some(out) = self.gated(Some(&user), &a, ticket.known, decision)? {
+        if let Some(out) = self.gated(Some(&user), &a, known, decision)? {
             return Ok(out);
         }
         if user.state != UserState::Active || !self.spend_second_factor(&user, step.code)? {
             self.tickets.fail(&key);
-            self.log_sign_in(Some(&user), &a, ticket.known, SignInResult::Failed)?;
+            self.log_sign_in(Some(&user), &a, known, SignInResult::Failed)?;
             self.flush().await?;
             return Ok(Outcome::Failed);
         }
-        self.tickets.remove(&key);
-        if !ticket.known {
+        if self.tickets.take(&key, now).is_none() {
+            return Ok(Outcome::Failed);
+        }
+        if !known {
             self.take_back(&user, false, before, None)?;
             return self.confirm_new_device(&user, &a, true).await;
         }
-        let user = self.succeed(&user, None)?;
-        self.finish_sign_in(user, &a, ticket.known, true, step.old_session).await
+        let user = self.succeed(&user, false, None)?;
+        self.finish_sign_in(user, &a, known, true, step.old_session).await
     }
 
     /// Enrollment followed by the first sign-in: the session for the new user. The enrolling

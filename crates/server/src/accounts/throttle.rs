@@ -32,6 +32,11 @@ pub const PER_IP_BURST: u32 = 10;
 /// Unmatched usernames remembered (a memory bound); when full, entries that are neither locked
 /// nor in back-off are forgotten first.
 pub const MAX_UNMATCHED: usize = 100_000;
+/// Codes for new browsers one account may be sent in a burst ...
+pub const DEVICE_CODES_BURST: u32 = 20;
+/// ... and then one per this many minutes (twenty an hour).
+pub const DEVICE_CODE_EVERY_MINUTES: u64 = 3;
+
 /// The per-IP table forgets idle addresses every this many attempts.
 const RETAIN_EVERY: u64 = 1000;
 
@@ -78,6 +83,7 @@ pub fn fail(f: &mut Failures, known_browser: bool, now: Millis) {
 #[derive(Debug)]
 pub struct Throttle {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    device_codes: DefaultKeyedRateLimiter<[u8; 16]>,
     attempts: std::sync::atomic::AtomicU64,
     unmatched: Mutex<HashMap<[u8; 32], Failures>>,
 }
@@ -86,8 +92,12 @@ impl Default for Throttle {
     fn default() -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(PER_IP_PER_MINUTE).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(PER_IP_BURST).unwrap_or(NonZeroU32::MIN));
+        let codes = Quota::with_period(std::time::Duration::from_secs(DEVICE_CODE_EVERY_MINUTES * 60))
+            .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(DEVICE_CODES_BURST).unwrap_or(NonZeroU32::MIN));
         Throttle {
             per_ip: RateLimiter::keyed(quota),
+            device_codes: RateLimiter::keyed(codes),
             attempts: Default::default(),
             unmatched: Mutex::new(HashMap::new()),
         }
@@ -113,6 +123,15 @@ impl Throttle {
             self.per_ip.retain_recent();
         }
         self.per_ip.check_key(&key).map_err(|nu| {
+            u64::try_from(nu.wait_time_from(DefaultClock::default().now()).as_millis()).unwrap_or(MAX_DELAY_MS).max(1)
+        })
+    }
+
+    /// Takes one code from `user`'s bucket of codes for new browsers; `Err(ms)` says how long
+    /// to wait.
+    pub fn device_codes(&self, user: super::model::Id) -> Result<(), Millis> {
+        use governor::clock::{Clock, DefaultClock};
+        self.device_codes.check_key(&user.0).map_err(|nu| {
             u64::try_from(nu.wait_time_from(DefaultClock::default().now()).as_millis()).unwrap_or(MAX_DELAY_MS).max(1)
         })
     }

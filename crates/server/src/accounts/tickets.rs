@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use subtle::ConstantTimeEq;
+
 use super::devices::DeviceKey;
 use super::model::Id;
 use crate::clock::Millis;
@@ -57,6 +59,9 @@ pub(super) struct DeviceWait {
     pub(super) code: [u8; 32],
     /// Where the code went: `e-mail`, `sms`; and `device` when a trusted device can approve.
     pub(super) channels: Vec<&'static str>,
+    /// The two-digit number the new browser shows, which its approver must type (so that a
+    /// stranger's waiting sign-in is not let in by a reflex).
+    pub(super) number: String,
     /// The trusted device that approved it.
     pub(super) approved_by: Option<String>,
     /// Whether a trusted device refused it.
@@ -115,6 +120,11 @@ impl Tickets {
         }
     }
 
+    /// Takes a live ticket out, once: of two requests with the same ticket, one gets it.
+    pub(super) fn take(&self, key: &[u8; 32], now: Millis) -> Option<Ticket> {
+        self.lock().remove(key).filter(|w| w.expires_ms > now)
+    }
+
     /// Counts a wrong code; the ticket ends at the limit.
     pub(super) fn fail(&self, key: &[u8; 32]) {
         let mut t = self.lock();
@@ -137,6 +147,15 @@ impl Tickets {
         self.lock().retain(|_, w| w.user != *user);
     }
 
+    /// Ends the sign-ins under way on a device that was removed, and the approvals it gave.
+    pub(super) fn remove_device(&self, user: &Id, device: &str) {
+        self.lock().retain(|_, w| {
+            let on_it = w.device.as_ref().is_some_and(|d| d.id() == device);
+            let approved_by_it = matches!(&w.stage, Stage::Device(d) if d.approved_by.as_deref() == Some(device));
+            w.user != *user || !(on_it || approved_by_it)
+        });
+    }
+
     /// The user's new browsers waiting for confirmation, oldest first.
     pub(super) fn pending_of(&self, user: &Id, now: Millis) -> Vec<(DeviceWait, Ticket)> {
         let t = self.lock();
@@ -152,9 +171,16 @@ impl Tickets {
         out
     }
 
-    /// Approves (`Some(device)`) or refuses (`None`) the user's new browser `pending`; false
-    /// when there is no such browser waiting.
-    pub(super) fn decide(&self, user: &Id, pending: &str, approved_by: Option<String>, now: Millis) -> bool {
+    /// Approves (`Some((device, number))`, when `number` is the one the new browser shows) or
+    /// refuses (`None`) the user's new browser `pending`. A wrong number refuses it. `None` when
+    /// no such browser waits; else whether it was let in.
+    pub(super) fn decide(
+        &self,
+        user: &Id,
+        pending: &str,
+        approval: Option<(String, &str)>,
+        now: Millis,
+    ) -> Option<bool> {
         let mut t = self.lock();
         for w in t.values_mut() {
             if w.user != *user || w.expires_ms <= now {
@@ -162,14 +188,19 @@ impl Tickets {
             }
             if let Stage::Device(d) = &mut w.stage {
                 if d.pending == pending && !d.denied && d.approved_by.is_none() {
-                    match approved_by {
-                        Some(by) => d.approved_by = Some(by),
-                        None => d.denied = true,
-                    }
-                    return true;
+                    return Some(match approval {
+                        Some((by, number)) if bool::from(d.number.as_bytes().ct_eq(number.trim().as_bytes())) => {
+                            d.approved_by = Some(by);
+                            true
+                        }
+                        _ => {
+                            d.denied = true;
+                            false
+                        }
+                    });
                 }
             }
         }
-        false
+        None
     }
 }

@@ -169,13 +169,12 @@ pub async fn sign_in(
     req: Body<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let req = body(req)?;
-    let device = req.device.as_ref().map(|p| state.accounts.check_device_proof(p)).transpose()?;
     let attempt = Attempt {
         username: &req.username,
         password: Password::new(&req.password.0),
         ip: addr.ip(),
         user_agent: user_agent(&headers),
-        device,
+        device: req.device.as_ref(),
         old_session: cookie(&headers, super::auth::SESSION_COOKIE),
     };
     let outcome = state.accounts.sign_in(attempt).await?;
@@ -193,12 +192,12 @@ pub fn signed_in(state: &AppState, outcome: Outcome) -> Result<Response, ApiErro
             Json(serde_json::json!({ "second_step": "totp" })),
         )
             .into_response()),
-        Outcome::ConfirmDevice { ticket, channels } => Ok((
+        Outcome::ConfirmDevice { ticket, channels, number } => Ok((
             [(
                 header::SET_COOKIE,
                 super::auth::ticket_cookie(ticket.expose(), crate::accounts::DEVICE_TICKET_LIFETIME_MS),
             )],
-            Json(serde_json::json!({ "second_step": "device", "channels": channels })),
+            Json(serde_json::json!({ "second_step": "device", "channels": channels, "number": number })),
         )
             .into_response()),
         Outcome::Waiting => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "waiting": true }))).into_response()),

@@ -135,14 +135,25 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/devices/pending/{id}/approve`: lets the new browser in (from a trusted device).
+/// `POST /api/devices/pending/{id}/approve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    /// The number the new browser shows.
+    number: String,
+}
+
+/// Lets the new browser in (from a trusted device), given the number it shows; a wrong
+/// number refuses it.
 pub async fn approve(
     State(state): State<AppState>,
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
+    req: Body<Approve>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
-    state.accounts.decide_device(&signed, &id, true)?;
+    let req = body(req)?;
+    state.accounts.decide_device(&signed, &id, Some(&req.number)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -153,6 +164,6 @@ pub async fn deny(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
-    state.accounts.decide_device(&signed, &id, false)?;
+    state.accounts.decide_device(&signed, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -318,6 +318,7 @@ impl TestServer {
     /// Signs `username` in from a new browser (device key `key`, or none) and confirms it with
     /// the code the server sends; returns the session.
     pub async fn sign_in_new_browser(&self, username: &str, key: Option<&SigningKey>) -> String {
+        self.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
         let before = self.device_codes().len();
         let res = self.sign_in_from(username, PASSWORD, key).await;
         assert_eq!(res.json()["second_step"], "device", "{}", String::from_utf8_lossy(&res.body));
