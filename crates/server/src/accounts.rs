@@ -16,11 +16,13 @@ pub mod devices;
 pub mod second_factor;
 
 mod confirm;
+pub mod members;
 mod notices;
 mod operator;
 mod reset;
 mod session;
 mod signin;
+pub mod support;
 mod tickets;
 
 use std::collections::BTreeSet;
@@ -37,6 +39,7 @@ use secrets::{Secret, SecretKind};
 use username::Username;
 
 pub use confirm::PendingDevice;
+pub use members::{AddressEntry, MemberView};
 pub use notices::{UNSUBSCRIBE_LIFETIME_MS, UNSUBSCRIBE_PATH};
 pub use operator::Enrollment;
 pub use reset::{MAX_LIVE_RESETS, RESET_LIFETIME_MS};
@@ -72,6 +75,9 @@ pub enum AccountError {
     /// No such thing, or not yours (HTTP 404).
     #[error("not found")]
     NotFound,
+    /// Known, but not allowed to this caller (HTTP 403), with why.
+    #[error("{0}")]
+    NotAllowed(&'static str),
     /// A code that is unknown, used or expired: one message for all three (HTTP 400).
     #[error("this code is not valid (codes work once and expire after three days)")]
     BadCode,
@@ -106,6 +112,10 @@ pub struct Accounts {
     not_me: Tree,
     resets: Tree,
     unsubscribes: Tree,
+    support_grants: Tree,
+    support_codes: Tree,
+    support_actions: Tree,
+    writes: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
@@ -155,6 +165,10 @@ impl Accounts {
             not_me: db.open_tree("not_me")?,
             resets: db.open_tree("resets")?,
             unsubscribes: db.open_tree("unsubscribes")?,
+            support_grants: db.open_tree("support_grants")?,
+            support_codes: db.open_tree("support_codes")?,
+            support_actions: db.open_tree("support_actions")?,
+            writes: db.open_tree("writes")?,
             db,
             clock,
             hasher,
@@ -269,6 +283,7 @@ impl Accounts {
             verified_by: String::new(),
             evidence: None,
             device: device.map(str::to_owned),
+            detail: None,
         }
     }
 

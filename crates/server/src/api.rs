@@ -8,6 +8,7 @@ pub mod devices;
 pub mod notifications;
 pub mod problem;
 pub mod second_factor;
+pub mod support;
 pub mod vaults;
 
 use axum::Router;
@@ -58,6 +59,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/practice/sign-ins"),
     ("GET", "/api/practice/events"),
     ("POST", "/api/practice/users/{username}/second-factor-reset"),
+    ("POST", "/api/practice/users/{username}/disable"),
+    ("POST", "/api/practice/users/{username}/enable"),
+    ("POST", "/api/practice/users/{username}/invitation"),
+    ("POST", "/api/practice/ip-release"),
+    ("GET", "/api/account/support"),
+    ("POST", "/api/account/support"),
+    ("DELETE", "/api/account/support/{id}"),
+    ("POST", "/api/support/redeem"),
+    ("GET", "/api/support/sessions"),
+    ("POST", "/api/support/sessions/{id}/end"),
+    ("GET", "/api/support/sessions/{id}/settings"),
+    ("GET", "/api/support/sessions/{id}/devices"),
+    ("GET", "/api/support/sessions/{id}/sign-ins"),
+    ("GET", "/api/support/sessions/{id}/second-factor"),
+    ("GET", "/api/support/sessions/{id}/storage"),
+    ("POST", "/api/support/sessions/{id}/invitations/{username}"),
+    ("DELETE", "/api/support/sessions/{id}/devices/{device}"),
     ("GET", "/api/practice/policy"),
     ("PUT", "/api/practice/policy"),
     ("POST", "/api/vault-key"),
@@ -115,6 +133,22 @@ pub fn router() -> Router<AppState> {
         .route("/api/practice/events", get(account::practice_events))
         .route("/api/practice/users/{username}/second-factor-reset", post(account::reset_second_factor).layer(json))
         .route("/api/practice/policy", get(account::policy).put(account::set_policy).layer(json))
+        .route("/api/practice/users/{username}/disable", post(account::disable_member))
+        .route("/api/practice/users/{username}/enable", post(account::enable_member))
+        .route("/api/practice/users/{username}/invitation", post(account::resend_invitation))
+        .route("/api/practice/ip-release", post(account::ip_release).layer(json))
+        .route("/api/account/support", get(support::list).post(support::create).layer(json))
+        .route("/api/account/support/{id}", delete(support::end))
+        .route("/api/support/redeem", post(support::redeem).layer(json))
+        .route("/api/support/sessions", get(support::sessions))
+        .route("/api/support/sessions/{id}/end", post(support::end_by_staff))
+        .route("/api/support/sessions/{id}/settings", get(support::settings))
+        .route("/api/support/sessions/{id}/devices", get(support::devices))
+        .route("/api/support/sessions/{id}/sign-ins", get(support::sign_ins))
+        .route("/api/support/sessions/{id}/second-factor", get(support::second_factor))
+        .route("/api/support/sessions/{id}/storage", get(support::storage))
+        .route("/api/support/sessions/{id}/invitations/{username}", post(support::resend_invitation))
+        .route("/api/support/sessions/{id}/devices/{device}", delete(support::revoke_device))
         .route("/api/vault-key", post(account::register_vault_key).layer(json))
         .route("/api/vaults/{kind}", post(vaults::create).layer(DefaultBodyLimit::max(MAX_GENESIS_BYTES)))
         .route("/api/vaults/{vault}/sync", get(vaults::sync))

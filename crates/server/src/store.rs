@@ -156,6 +156,17 @@ fn applied<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, Stor
     })
 }
 
+/// What a vault takes in a store (`Store::usage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Records in the vault's current state.
+    pub live_records: u64,
+    /// Stored versions of all records, deleted ones' too.
+    pub versions: u64,
+    /// Bytes of those versions' envelopes.
+    pub bytes: u64,
+}
+
 fn entry_key(vault: &VaultId, id: &RecordId) -> Vec<u8> {
     [&vault.to_bytes()[..], &id.to_bytes()].concat()
 }
@@ -382,6 +393,18 @@ impl Store {
             }
         };
         self.records.get(record_key(vault, id, version))?.map(|v| v.to_vec()).ok_or(StoreError::NotFound)
+    }
+
+    /// What a vault takes in this store: its current live records, and every stored version
+    /// with its bytes (metadata the server sees anyway; what support may be shown).
+    pub fn usage(&self, vault: &VaultId) -> Result<Usage, StoreError> {
+        let live = self.entries(vault)?.values().filter(|e| matches!(e.state, EntryState::Live(_))).count();
+        let mut usage = Usage { live_records: live as u64, versions: 0, bytes: 0 };
+        for v in self.records.scan_prefix(vault.to_bytes()).values() {
+            usage.versions += 1;
+            usage.bytes += v?.len() as u64;
+        }
+        Ok(usage)
     }
 
     /// Every stored version of a record, oldest first.

@@ -27,11 +27,13 @@ use server::{Call, PASSWORD, TestServer};
 /// Subjects, in the table's column order.
 const SUBJECTS: [&str; 8] = ["anon", "A", "B", "admin", "support", "other", "expired", "signedout"];
 
-/// `route owner | expected status per subject`. Owners: `A` (practitioner A's vault or session),
-/// `B` (practitioner B's, same practice), `C` (practitioner carl of the same practice, whose
-/// account admins act on), `none` (nobody's), `-` (no object).
+/// `route owner | expected status per subject`. Owners: `A` (practitioner A's vault, session,
+/// device, support code or support session), `B` (practitioner B's, same practice), `C`
+/// (practitioner carl of the same practice, whose account admins act on), `I` (ivy, invited to
+/// it by e-mail), `none` (nobody's), `-` (no object).
 /// A is admin and practitioner of practice P; B a practitioner of P; `admin` only an admin of
-/// P; `support` the operator's support staff; `other` admin and practitioner of practice Q;
+/// P; `support` the operator's support staff (with a second factor, and support sessions opened
+/// with codes of A and B); `other` admin and practitioner of practice Q;
 /// `expired` is A's session after the idle timeout; `signedout` A's session after sign-out.
 const TABLE: &str = "
 # route                                   owner  anon A   B   admin support other expired signedout
@@ -61,8 +63,8 @@ GET /api/vaults/{vault}/records/{record}  A      401  200 404 403   403     404 
 GET /api/vaults/{vault}/records/{record}  B      401  404 200 403   403     404   401     401
 GET /api/vaults/{vault}/records/{record}  none   401  404 404 403   403     404   401     401
 POST /api/sign-in/second-factor           -      401  401 401 401   401     401   401     401
-POST /api/account/totp                    -      401  201 201 201   201     201   401     401
-GET /api/account/totp/qr.svg              -      401  200 200 200   200     200   401     401
+POST /api/account/totp                    -      401  201 201 201   400     201   401     401
+GET /api/account/totp/qr.svg              -      401  200 200 200   400     200   401     401
 POST /api/account/totp/confirm            -      401  400 400 400   400     400   401     401
 POST /api/account/recovery-codes          -      401  400 400 400   400     400   401     401
 GET /api/sign-ins                         -      401  200 200 200   200     200   401     401
@@ -94,6 +96,36 @@ POST /api/devices/pending/{id}/deny       B      401  404 204 404   404     404 
 POST /api/devices/pending/{id}/deny       none   401  404 404 404   404     404   401     401
 GET /api/unsubscribe                      -      303  303 303 303   303     303   303     303
 POST /api/unsubscribe                     -      400  400 400 400   400     400   400     400
+POST /api/practice/users/{username}/disable C   401  204 403 400   403     404   401     401
+POST /api/practice/users/{username}/enable  C   401  204 403 400   403     404   401     401
+POST /api/practice/users/{username}/invitation I 401 204 403 204   403     404   401     401
+POST /api/practice/ip-release             -      401  200 403 200   403     404   401     401
+GET /api/account/support                  -      401  200 200 200   200     200   401     401
+POST /api/account/support                 -      401  201 201 201   403     201   401     401
+DELETE /api/account/support/{id}          A      401  204 404 404   404     404   401     401
+DELETE /api/account/support/{id}          B      401  404 204 404   404     404   401     401
+DELETE /api/account/support/{id}          none   401  404 404 404   404     404   401     401
+POST /api/support/redeem                  -      401  403 403 403   400     403   401     401
+GET /api/support/sessions                 -      401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/settings   A      401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/settings   none   401  403 403 403   404     403   401     401
+GET /api/support/sessions/{id}/devices    A      401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/devices    none   401  403 403 403   404     403   401     401
+GET /api/support/sessions/{id}/sign-ins   A      401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/sign-ins   none   401  403 403 403   404     403   401     401
+GET /api/support/sessions/{id}/second-factor A   401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/second-factor none 401 403 403 403   404     403   401     401
+GET /api/support/sessions/{id}/storage    A      401  403 403 403   200     403   401     401
+GET /api/support/sessions/{id}/storage    none   401  403 403 403   404     403   401     401
+POST /api/support/sessions/{id}/invitations/{username} A 401 403 403 403 204   403   401     401
+POST /api/support/sessions/{id}/invitations/{username} B 401 403 403 403 403   403   401     401
+POST /api/support/sessions/{id}/invitations/{username} none 401 403 403 403 404 403   401     401
+DELETE /api/support/sessions/{id}/devices/{device} A 401 403 403 403 204   403   401     401
+DELETE /api/support/sessions/{id}/devices/{device} B 401 403 403 403 204   403   401     401
+DELETE /api/support/sessions/{id}/devices/{device} none 401 403 403 403 404 403   401     401
+POST /api/support/sessions/{id}/end       A      401  403 403 403   204     403   401     401
+POST /api/support/sessions/{id}/end       B      401  403 403 403   204     403   401     401
+POST /api/support/sessions/{id}/end       none   401  403 403 403   404     403   401     401
 POST /api/sign-out                        -      401  204 204 204   204     204   401     401
 ";
 
@@ -149,13 +181,21 @@ async fn every_endpoint_every_subject_every_owner() {
     s.member("P", "carl", &[Role::Practitioner]).await;
     let admin = s.member("P", "dirk", &[Role::Admin]).await;
     let support = s.support("sam").await;
+    // Support staff work with a second factor, set up in this session.
+    let secret =
+        s.call(Call::post("/api/account/totp").session(&support)).await.json()["secret"].as_str().unwrap().to_owned();
+    let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
+    let res = s
+        .call(Call::post("/api/account/totp/confirm").session(&support).json(serde_json::json!({ "code": code })))
+        .await;
+    assert_eq!(res.status, 200);
     let other = s.practice("Q", "olga").await;
     let sessions = [
         None,
         Some(a.clone()),
         Some(b.clone()),
         Some(admin),
-        Some(support),
+        Some(support.clone()),
         Some(other),
         Some(expired),
         Some(signed_out),
@@ -170,6 +210,41 @@ async fn every_endpoint_every_subject_every_owner() {
     // to be approved and refused.
     let device_a = spare_device(&s, "anna").await;
     let device_b = spare_device(&s, "bram").await;
+    // Support: a session sam opened with A's code and one with B's (every scope); codes of A
+    // and B nobody redeemed; devices of A and B for support to remove; ivy, invited by e-mail.
+    let all_scopes = serde_json::json!({"scopes": ["view-settings", "view-devices", "view-sign-ins", "view-second-factor",
+        "view-storage", "resend-invitation", "revoke-device"]});
+    let grant = |token: &str| {
+        let (token, body) = (token.to_owned(), all_scopes.clone());
+        let s = &s;
+        async move {
+            let res = s.call(Call::post("/api/account/support").session(&token).json(body)).await;
+            assert_eq!(res.status, 201);
+            let made = res.json();
+            (made["code"].as_str().unwrap().to_owned(), made["grant"]["id"].as_str().unwrap().to_owned())
+        }
+    };
+    let redeemed = |code: String| {
+        let (s, support) = (&s, support.clone());
+        async move {
+            let res = s
+                .call(Call::post("/api/support/redeem").session(&support).json(serde_json::json!({ "code": code })))
+                .await;
+            assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+        }
+    };
+    let (code_a, session_a) = grant(&a).await;
+    redeemed(code_a).await;
+    let (code_b, session_b) = grant(&b).await;
+    redeemed(code_b).await;
+    let (_, unused_a) = grant(&a).await;
+    let (_, unused_b) = grant(&b).await;
+    let support_device_a = spare_device(&s, "anna").await;
+    let support_device_b = spare_device(&s, "bram").await;
+    let ivy = Call::post("/api/practice/invitations")
+        .session(&a)
+        .json(serde_json::json!({"username": "ivy", "roles": ["practitioner"], "email": "ivy@example.org"}));
+    assert_eq!(s.call(ivy).await.status, 201);
     let ((approve_a, number_a), (deny_a, _)) =
         (pending_device(&s, "anna", &a).await, pending_device(&s, "anna", &a).await);
     let ((approve_b, number_b), (deny_b, _)) =
@@ -192,7 +267,7 @@ async fn every_endpoint_every_subject_every_owner() {
         let (keys, rec, mut spare) = match owner {
             "A" => (Some(&ka), ra, spare_a.clone()),
             "B" => (Some(&kb), rb, spare_b.clone()),
-            "C" | "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
+            "C" | "I" | "none" | "-" => (Some(&knone), RecordId::from_bytes([0xcc; 16]), "00112233445566ff".to_owned()),
             _ => panic!("owner {owner}"),
         };
         let theirs = |a: &String, b: &String| match owner {
@@ -200,7 +275,21 @@ async fn every_endpoint_every_subject_every_owner() {
             "B" => b.clone(),
             _ => "00112233445566ff".to_owned(),
         };
-        if route.starts_with("/api/devices/{id}") {
+        let mut device = theirs(&support_device_a, &support_device_b);
+        if route.starts_with("/api/support/sessions/{id}") {
+            spare = match owner {
+                "A" => session_a.clone(),
+                "B" => session_b.clone(),
+                _ => "00112233445566778899aabbccddeeff".to_owned(),
+            };
+        } else if route.starts_with("/api/account/support/{id}") {
+            spare = match owner {
+                "A" => unused_a.clone(),
+                "B" => unused_b.clone(),
+                _ => "00112233445566778899aabbccddeeff".to_owned(),
+            };
+            device = String::new();
+        } else if route.starts_with("/api/devices/{id}") {
             spare = theirs(&device_a, &device_b);
         } else if route.ends_with("/approve") {
             spare = theirs(&approve_a, &approve_b);
@@ -208,9 +297,11 @@ async fn every_endpoint_every_subject_every_owner() {
             spare = theirs(&deny_a, &deny_b);
         }
         let username = match owner {
+            _ if route.starts_with("/api/support/") => "ivy",
             "A" => "anna",
             "B" => "bram",
             "C" => "carl",
+            "I" => "ivy",
             _ => "nobody",
         };
         let keys = keys.unwrap();
@@ -218,6 +309,7 @@ async fn every_endpoint_every_subject_every_owner() {
         for (i, (subject, want)) in SUBJECTS.iter().zip(&expected).enumerate() {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let path = route
+                .replace("{device}", &device)
                 .replace("{id}", &spare)
                 .replace("{vault}", &vault)
                 .replace("{record}", &hex::encode(rec.to_bytes()))
@@ -241,6 +333,11 @@ async fn every_endpoint_every_subject_every_owner() {
                 ("POST", "/api/sign-in/device") => call.json(serde_json::json!({"code": "123456"})),
                 ("PUT", "/api/account/notifications") => call.json(serde_json::json!({"new_device": true, "every_sign_in": false})),
                 ("PUT", "/api/devices/{id}") => call.json(serde_json::json!({"name": format!("Device {n}")})),
+                ("POST", "/api/practice/ip-release") => {
+                    call.json(serde_json::json!({"username": "carl", "reason": "matrix: a documented request"}))
+                }
+                ("POST", "/api/account/support") => call.json(serde_json::json!({"scopes": ["view-settings"]})),
+                ("POST", "/api/support/redeem") => call.json(serde_json::json!({"code": "0000-0000-0000-0000-0000"})),
                 ("POST", "/api/devices/pending/{id}/approve") => {
                     let number = if owner == "B" { &number_b } else { &number_a };
                     call.json(serde_json::json!({ "number": number }))

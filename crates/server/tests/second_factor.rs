@@ -288,7 +288,7 @@ async fn an_admin_resets_a_lost_second_factor_with_a_record_of_who_checked_and_h
         events[0],
         serde_json::json!({
             "at_ms": s.clock.now(), "kind": "second-factor-reset", "username": "bram", "by": "admin:anna",
-            "verified_by": "Anna (front desk)", "evidence": "video-call", "device": null
+            "verified_by": "Anna (front desk)", "evidence": "video-call", "device": null, "detail": null
         })
     );
     let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();

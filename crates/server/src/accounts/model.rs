@@ -424,6 +424,18 @@ pub enum EventKind {
     DeviceTrusted,
     /// The user removed one of their trusted devices (its sessions ended).
     DeviceRevoked,
+    /// The user made a temporary access code for support.
+    SupportCodeCreated,
+    /// Support staff redeemed it: a support session on the account began.
+    SupportSessionStarted,
+    /// A support session (or an unredeemed code) was ended before its time.
+    SupportSessionEnded,
+    /// An admin disabled the account (its sessions ended).
+    UserDisabled,
+    /// An admin enabled it again.
+    UserEnabled,
+    /// An admin saw the IP addresses of the account's sign-ins and writes, for the reason given.
+    IpRelease,
 }
 
 /// A password reset link; the tree key is the hash of its token.
@@ -501,4 +513,85 @@ pub struct SecurityEvent {
     /// The device concerned, for device events (its public handle).
     #[serde(default)]
     pub device: Option<String>,
+    /// Why, as the actor typed it (an IP release's reason), or what (a support session's id).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// What a temporary access code lets support staff see or do on the account (a closed list:
+/// nothing else, ever; no record, manifest, escrow copy or key is reachable by any scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupportScope {
+    /// See the account's settings: username, practice, roles, state, e-mail, mobile, policy.
+    ViewSettings,
+    /// See its devices: names and when last used.
+    ViewDevices,
+    /// See its sign-in history, without IP addresses.
+    ViewSignIns,
+    /// See whether two-step sign-in is on, and how many recovery codes are left.
+    ViewSecondFactor,
+    /// See how much its vaults store.
+    ViewStorage,
+    /// Send an invitation of the user's practice again (for an admin's account).
+    ResendInvitation,
+    /// Remove one of its devices.
+    RevokeDevice,
+}
+
+/// A temporary access code and the support session it opens (FORMAT.md §9.2). The code is
+/// kept only as a hash, in `support_codes`, until it is redeemed once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportGrant {
+    /// Its id (16 random bytes, hex).
+    pub id: Id,
+    /// Whose account.
+    pub user: Id,
+    /// What it allows.
+    pub scopes: BTreeSet<SupportScope>,
+    /// When the code was made.
+    pub created_ms: Millis,
+    /// When the code, and the session it opens, end.
+    pub expires_ms: Millis,
+    /// The support staff member who redeemed it, and when.
+    pub redeemed_by: Option<Id>,
+    /// When it was redeemed.
+    pub redeemed_ms: Option<Millis>,
+    /// When it was ended before its time, and by whom (`user` or `support`).
+    pub ended: Option<(Millis, String)>,
+}
+
+/// One thing a support session did, as its user sees it (the tree key is the grant id and a
+/// sequence number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportAction {
+    /// When.
+    pub at_ms: Millis,
+    /// Under which scope.
+    pub scope: SupportScope,
+    /// What exactly: a username, a device handle (never content).
+    pub detail: String,
+    /// Whether the code allowed it (a refused step is shown to the user too).
+    #[serde(default = "allowed_by_default")]
+    pub allowed: bool,
+}
+
+fn allowed_by_default() -> bool {
+    true
+}
+
+/// A write to a vault, with the address it came from (released only as `IpRelease` says).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Write {
+    /// When.
+    pub at_ms: Millis,
+    /// Whose.
+    pub user: Id,
+    /// Which store: `notes` or `identities`.
+    pub vault: String,
+    /// The client's IP address.
+    pub ip: String,
 }

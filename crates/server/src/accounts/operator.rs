@@ -26,7 +26,7 @@ pub struct Enrollment {
     pub expires_ms: Millis,
 }
 
-fn check_email(email: &str) -> Result<(), AccountError> {
+pub(super) fn check_email(email: &str) -> Result<(), AccountError> {
     let bad = AccountError::Invalid("give an e-mail address like name@example.org");
     if email.len() > MAX_EMAIL_BYTES || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad);

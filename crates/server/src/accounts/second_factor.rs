@@ -297,6 +297,7 @@ impl Accounts {
             verified_by: verified_by.to_owned(),
             evidence: Some(evidence),
             device: None,
+            detail: None,
         };
         self.record_event(u.practice.as_ref(), &event)?;
         tracing::info!(user = %u.id, by, "second factor reset");

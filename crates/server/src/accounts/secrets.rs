@@ -49,6 +49,8 @@ pub enum SecretKind {
     DeviceCode,
     /// The token of an unsubscribe link (the same form as a token).
     Unsubscribe,
+    /// A temporary access code for support (the same form as a code).
+    SupportCode,
 }
 
 impl SecretKind {
@@ -62,6 +64,7 @@ impl SecretKind {
             SecretKind::Reset => b"kluis/v1/server/password-reset",
             SecretKind::DeviceCode => b"kluis/v1/server/device-code",
             SecretKind::Unsubscribe => b"kluis/v1/server/unsubscribe",
+            SecretKind::SupportCode => b"kluis/v1/server/support-code",
         }
     }
 }
@@ -151,7 +154,7 @@ pub fn hash_presented(kind: SecretKind, presented: &str) -> Option<[u8; 32]> {
             }
             presented.to_owned()
         }
-        SecretKind::Code | SecretKind::Recovery => {
+        SecretKind::Code | SecretKind::Recovery | SecretKind::SupportCode => {
             let mut c: String =
                 presented.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
             // Crockford's decoding of look-alikes.

@@ -37,6 +37,11 @@ pub const DEVICE_CODES_BURST: u32 = 20;
 /// ... and then one per this many minutes (twenty an hour).
 pub const DEVICE_CODE_EVERY_MINUTES: u64 = 3;
 
+/// Support code redemptions one staff member may try in a burst ...
+pub const SUPPORT_REDEEM_BURST: u32 = 5;
+/// ... and then one per this many seconds.
+pub const SUPPORT_REDEEM_EVERY_SECS: u64 = 60;
+
 /// The per-IP table forgets idle addresses every this many attempts.
 const RETAIN_EVERY: u64 = 1000;
 
@@ -84,6 +89,7 @@ pub fn fail(f: &mut Failures, known_browser: bool, now: Millis) {
 pub struct Throttle {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     device_codes: DefaultKeyedRateLimiter<[u8; 16]>,
+    support_redeem: DefaultKeyedRateLimiter<[u8; 16]>,
     attempts: std::sync::atomic::AtomicU64,
     unmatched: Mutex<HashMap<[u8; 32], Failures>>,
 }
@@ -95,9 +101,13 @@ impl Default for Throttle {
         let codes = Quota::with_period(std::time::Duration::from_secs(DEVICE_CODE_EVERY_MINUTES * 60))
             .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(DEVICE_CODES_BURST).unwrap_or(NonZeroU32::MIN));
+        let redeem = Quota::with_period(std::time::Duration::from_secs(SUPPORT_REDEEM_EVERY_SECS))
+            .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(SUPPORT_REDEEM_BURST).unwrap_or(NonZeroU32::MIN));
         Throttle {
             per_ip: RateLimiter::keyed(quota),
             device_codes: RateLimiter::keyed(codes),
+            support_redeem: RateLimiter::keyed(redeem),
             attempts: Default::default(),
             unmatched: Mutex::new(HashMap::new()),
         }
@@ -130,8 +140,18 @@ impl Throttle {
     /// Takes one code from `user`'s bucket of codes for new browsers; `Err(ms)` says how long
     /// to wait.
     pub fn device_codes(&self, user: super::model::Id) -> Result<(), Millis> {
+        Self::take(&self.device_codes, &user.0)
+    }
+
+    /// Takes one redemption from a support staff member's bucket; `Err(ms)` says how long to
+    /// wait. (Codes have 100 random bits; this keeps guessing pointless and visible.)
+    pub fn support_redeem(&self, staff: super::model::Id) -> Result<(), Millis> {
+        Self::take(&self.support_redeem, &staff.0)
+    }
+
+    fn take(limiter: &DefaultKeyedRateLimiter<[u8; 16]>, key: &[u8; 16]) -> Result<(), Millis> {
         use governor::clock::{Clock, DefaultClock};
-        self.device_codes.check_key(&user.0).map_err(|nu| {
+        limiter.check_key(key).map_err(|nu| {
             u64::try_from(nu.wait_time_from(DefaultClock::default().now()).as_millis()).unwrap_or(MAX_DELAY_MS).max(1)
         })
     }

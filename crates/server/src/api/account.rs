@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{cleared_session_cookie, cookie, require, session_cookie};
 use super::problem::ApiError;
 use crate::accounts::devices::DeviceProof;
-use crate::accounts::model::{Role, User, UserState};
+use crate::accounts::model::{Role, User};
 use crate::accounts::password::Password;
 use crate::accounts::{Attempt, Enrollment, Outcome, SessionView, Signed};
 use crate::http::AppState;
@@ -264,19 +264,14 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A practice member as its admins see them.
-#[derive(Debug, Serialize)]
-pub struct Member {
-    username: String,
-    roles: BTreeSet<Role>,
-    state: UserState,
-}
-
-/// `GET /api/practice/users` (admins): the practice's users.
-pub async fn practice_users(State(state): State<AppState>, signed: Signed) -> Result<Json<Vec<Member>>, ApiError> {
+/// `GET /api/practice/users` (admins): the practice's users, with the key-file fingerprint the
+/// server holds for each (the server's word).
+pub async fn practice_users(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Vec<crate::accounts::MemberView>>, ApiError> {
     let practice = super::auth::admin_practice(&state, &signed)?;
-    let users = state.accounts.practice_users(&practice)?;
-    Ok(Json(users.into_iter().map(|u| Member { username: u.username, roles: u.roles, state: u.state }).collect()))
+    Ok(Json(state.accounts.member_views(&practice)?))
 }
 
 /// `POST /api/practice/invitations`.
@@ -285,6 +280,9 @@ pub async fn practice_users(State(state): State<AppState>, signed: Signed) -> Re
 pub struct InviteRequest {
     username: String,
     roles: BTreeSet<Role>,
+    /// Where the invitation (with its code) is sent, if given.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 /// A practice admin invites a user to their own practice.
@@ -293,13 +291,16 @@ pub async fn invite(
     signed: Signed,
     req: Body<InviteRequest>,
 ) -> Result<(StatusCode, Json<Enrollment>), ApiError> {
-    let practice = super::auth::admin_practice(&state, &signed)?;
+    super::auth::admin_practice(&state, &signed)?;
     let req = body(req)?;
-    let name = state.accounts.practice(&practice)?.name;
     let accounts = state.accounts.clone();
-    let e = tokio::task::spawn_blocking(move || accounts.invite(&name, &req.username, req.roles))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    let admin = signed.user.clone();
+    let e = tokio::task::spawn_blocking(move || {
+        let email = req.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        accounts.invite_member(&admin, &req.username, req.roles, email)
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -354,7 +355,8 @@ pub struct SignInView {
     at_ms: u64,
     /// The account's username (none for an attempt that matched no account).
     username: Option<String>,
-    ip: String,
+    /// The address: the user's own history shows it; a practice admin's view does not.
+    ip: Option<String>,
     user_agent: String,
     /// The browser and system, in kluis's words.
     browser: String,
@@ -382,7 +384,7 @@ fn sign_in_views(state: &AppState, entries: Vec<crate::accounts::model::SignIn>)
             Ok(SignInView {
                 at_ms: e.at_ms,
                 username,
-                ip: e.ip,
+                ip: Some(e.ip),
                 browser: crate::accounts::agent::describe(&e.user_agent),
                 user_agent: e.user_agent,
                 known_device: e.known_device,
@@ -399,14 +401,87 @@ pub async fn my_sign_ins(State(state): State<AppState>, signed: Signed) -> Resul
     Ok(Json(sign_in_views(&state, entries)?))
 }
 
-/// `GET /api/practice/sign-ins` (admins): every sign-in attempt on the practice's accounts.
+/// `GET /api/practice/sign-ins` (admins): every sign-in attempt on the practice's accounts,
+/// without IP addresses (those only through the release process, `POST /api/practice/ip-release`).
 pub async fn practice_sign_ins(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Vec<SignInView>>, ApiError> {
     let practice = super::auth::admin_practice(&state, &signed)?;
     let entries = state.accounts.sign_ins(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
-    Ok(Json(sign_in_views(&state, entries)?))
+    let mut views = sign_in_views(&state, entries)?;
+    for v in &mut views {
+        v.ip = None;
+    }
+    Ok(Json(views))
+}
+
+/// `POST /api/practice/users/{username}/disable` and `.../enable`: `true` enables.
+async fn set_enabled(
+    state: AppState,
+    signed: Signed,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    enabled: bool,
+) -> Result<StatusCode, ApiError> {
+    super::auth::admin_practice(&state, &signed)?;
+    let Path(username) = username?;
+    state.accounts.set_member_enabled(&signed.user, &username, enabled).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables a member of the admin's practice: every session ends.
+pub async fn disable_member(
+    State(state): State<AppState>,
+    signed: Signed,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    set_enabled(state, signed, username, false).await
+}
+
+/// Enables a disabled member again.
+pub async fn enable_member(
+    State(state): State<AppState>,
+    signed: Signed,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    set_enabled(state, signed, username, true).await
+}
+
+/// `POST /api/practice/users/{username}/invitation`: sends an invitation again, with a new
+/// code, to the address it was first sent to.
+pub async fn resend_invitation(
+    State(state): State<AppState>,
+    signed: Signed,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    super::auth::admin_practice(&state, &signed)?;
+    let Path(username) = username?;
+    let accounts = state.accounts.clone();
+    let admin = signed.user.clone();
+    tokio::task::spawn_blocking(move || accounts.resend_invitation(&admin, &username))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/practice/ip-release`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpRelease {
+    username: String,
+    reason: String,
+}
+
+/// The IP release process: one member's sign-in and write addresses, for a reason that is
+/// recorded and told to the member.
+pub async fn ip_release(
+    State(state): State<AppState>,
+    signed: Signed,
+    req: Body<IpRelease>,
+) -> Result<Json<Vec<crate::accounts::AddressEntry>>, ApiError> {
+    super::auth::admin_practice(&state, &signed)?;
+    let req = body(req)?;
+    Ok(Json(state.accounts.release_addresses(&signed.user, &req.username, &req.reason).await?))
 }
 
 /// `GET /api/practice/events` (admins): the practice's security events, newest first.

@@ -3,9 +3,11 @@
 //! `application/cbor`. Only a practitioner reaches vaults, and only their own: another user's
 //! vault, a vault that does not exist and a malformed id all get the same 404.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use kluis_core::wire::SaveRequest;
@@ -64,6 +66,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
 /// manifest (once).
 pub async fn create(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     signed: Signed,
     kind: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -79,6 +82,7 @@ pub async fn create(
     };
     require_cbor(&headers)?;
     let vault = store.create_vault(signed.user.id.0, &body).await?;
+    state.accounts.log_write(&signed.user, &kind, addr.ip())?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "vault": hex::encode(vault.to_bytes()) }))))
 }
 
@@ -124,6 +128,7 @@ pub async fn head(
 /// moved on since the save was prepared, and then nothing is stored.
 pub async fn save(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     signed: Signed,
     vault: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -136,6 +141,10 @@ pub async fn save(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{e} (nothing was stored)")))?;
     let envelopes: Vec<(RecordId, Vec<u8>)> = req.envelopes.iter().map(|(r, e)| (*r, e.to_vec())).collect();
     store.save(&id, req.update, &envelopes).await?;
+    // The address of each write is kept for the practice's IP release process (never shown
+    // without a recorded reason).
+    let which = if std::ptr::eq(store, &state.notes) { "notes" } else { "identities" };
+    state.accounts.log_write(&signed.user, which, addr.ip())?;
     Ok(StatusCode::NO_CONTENT)
 }
 

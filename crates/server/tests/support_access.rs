@@ -1,0 +1,228 @@
+//! Temporary support access over the real router: support staff (with their second factor)
+//! see an account only through a code its user made, only what the code allows, for as long
+//! as it lives; the user sees every step live and ends the session at once; codes work once,
+//! expire, and guessing them is throttled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "support/server.rs"]
+mod server;
+
+use axum::http::{Method, StatusCode};
+use kluis_server::accounts::second_factor::code_at;
+use server::{Call, PASSWORD, TestServer};
+
+/// Support staff with their second factor set up in the session returned.
+async fn staff(s: &TestServer, name: &str) -> String {
+    let token = s.support(name).await;
+    let secret =
+        s.call(Call::post("/api/account/totp").session(&token)).await.json()["secret"].as_str().unwrap().to_owned();
+    let code = code_at(&secret, s.clock.now() / 1000).unwrap();
+    let res =
+        s.call(Call::post("/api/account/totp/confirm").session(&token).json(serde_json::json!({ "code": code }))).await;
+    assert_eq!(res.status, 200);
+    token
+}
+
+async fn make_code(s: &TestServer, user: &str, body: serde_json::Value) -> server::Res {
+    s.call(Call::post("/api/account/support").session(user).json(body)).await
+}
+
+async fn redeem(s: &TestServer, staff: &str, code: &str) -> server::Res {
+    s.call(Call::post("/api/support/redeem").session(staff).json(serde_json::json!({ "code": code }))).await
+}
+
+#[tokio::test]
+async fn support_sees_only_what_the_code_allows_and_the_user_watches_and_ends_it() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let sam = staff(&s, "sam").await;
+    let rik = s.support("rik").await; // no second factor
+    let laptop = s.sign_in_new_browser("anna", Some(&server::device_key())).await;
+    let res = make_code(
+        &s,
+        &anna,
+        serde_json::json!({"scopes": ["view-settings", "view-devices", "view-sign-ins", "revoke-device"]}),
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    let made = res.json();
+    let code = made["code"].as_str().unwrap().to_owned();
+    let id = made["grant"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["grant"]["state"], "waiting");
+    assert_eq!(made["grant"]["expires_ms"], s.clock.now() + 60 * 60 * 1000, "one hour by default");
+    // Before it is redeemed, support reaches nothing of the account.
+    let view = |who: &str, what: &str| s.call(Call::get(&format!("/api/support/sessions/{id}/{what}")).session(who));
+    assert_eq!(view(&sam, "settings").await.status, 404);
+    // Staff without their second factor cannot redeem; a user who is no support staff neither.
+    assert_eq!(redeem(&s, &rik, &code).await.status, 403);
+    assert_eq!(redeem(&s, &anna, &code).await.status, 403);
+    // Redeemed (typed in lower case, with spaces), once.
+    let res = redeem(&s, &sam, &code.to_lowercase().replace('-', " ")).await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!((res.json()["state"].clone(), res.json()["username"].clone()), ("active".into(), "anna".into()));
+    assert_eq!(redeem(&s, &sam, &code).await.status, 400, "once");
+    assert_eq!(s.call(Call::get("/api/support/sessions").session(&sam)).await.json().as_array().unwrap().len(), 1);
+
+    // The views the code allows, and no more.
+    let settings = view(&sam, "settings").await;
+    assert_eq!(settings.status, 200);
+    assert_eq!(settings.json()["email"], "someone@example.org");
+    let devices = view(&sam, "devices").await.json();
+    assert_eq!(devices.as_array().unwrap().len(), 2);
+    assert!(devices[0].get("public_key").is_none() && devices[0].get("name").is_some(), "{devices}");
+    let history = view(&sam, "sign-ins").await.json();
+    assert!(!history.as_array().unwrap().is_empty());
+    assert!(history.as_array().unwrap().iter().all(|e| e.get("ip").is_none()), "no IP addresses: {history}");
+    for refused in ["second-factor", "storage"] {
+        assert_eq!(view(&sam, refused).await.status, 403, "{refused} was not allowed");
+    }
+    let resend = Call::post(&format!("/api/support/sessions/{id}/invitations/bram")).session(&sam);
+    assert_eq!(s.call(resend).await.status, 403);
+    // The action it allows: remove a device, whose sessions end.
+    let laptop_id = {
+        let mine = s.call(Call::get("/api/devices").session(&laptop)).await.json();
+        mine["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let remove =
+        |d: &str| s.call(Call::new(Method::DELETE, &format!("/api/support/sessions/{id}/devices/{d}")).session(&sam));
+    assert_eq!(remove(&laptop_id).await.status, 204);
+    assert_eq!(s.call(Call::get("/api/me").session(&laptop)).await.status, 401);
+    // Nothing else, ever: the staff's own session reaches no vault, approves nothing and
+    // changes nothing of anna's (those endpoints act on the staff's own account).
+    assert_eq!(s.call(Call::post("/api/vaults/notes").session(&sam).cbor(vec![0xa0])).await.status, 403);
+    assert_eq!(s.call(Call::get("/api/practice/users").session(&sam)).await.status, 403);
+
+    // The user sees the session live, with every step.
+    let mine = s.call(Call::get("/api/account/support").session(&anna)).await.json();
+    assert_eq!(mine[0]["state"], "active");
+    assert_eq!(mine[0]["staff"], "sam");
+    let steps: Vec<&str> =
+        mine[0]["actions"].as_array().unwrap().iter().map(|a| a["scope"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        [
+            "view-settings",
+            "view-devices",
+            "view-sign-ins",
+            "view-second-factor",
+            "view-storage",
+            "resend-invitation",
+            "revoke-device"
+        ],
+        "every step, refused ones too"
+    );
+    let allowed: Vec<bool> =
+        mine[0]["actions"].as_array().unwrap().iter().map(|a| a["allowed"].as_bool().unwrap()).collect();
+    assert_eq!(allowed, [true, true, true, false, false, false, true]);
+    // ... and ends it at once.
+    assert_eq!(
+        s.call(Call::new(Method::DELETE, &format!("/api/account/support/{id}")).session(&anna)).await.status,
+        204
+    );
+    assert_eq!(view(&sam, "settings").await.status, 404);
+    assert_eq!(s.call(Call::get("/api/support/sessions").session(&sam)).await.json(), serde_json::json!([]));
+    assert_eq!(s.call(Call::get("/api/account/support").session(&anna)).await.json()[0]["state"], "ended");
+    let kinds: Vec<String> = s
+        .call(Call::get("/api/practice/events").session(&anna))
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for kind in ["support-code-created", "support-session-started", "support-session-ended"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let mails = s.outbox(1).await;
+    assert!(mails.iter().any(|m| m.contains("Support opened your kluis account")), "the user is told");
+}
+
+#[tokio::test]
+async fn codes_expire_work_once_and_guessing_them_is_throttled() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let sam = staff(&s, "sam").await;
+    let ben = staff(&s, "ben").await;
+    // Lifetimes and scopes from the closed lists only.
+    for bad in [
+        serde_json::json!({"minutes": 4, "scopes": ["view-settings"]}),
+        serde_json::json!({"minutes": 24 * 60 + 1, "scopes": ["view-settings"]}),
+        serde_json::json!({"scopes": []}),
+        serde_json::json!({"scopes": ["view-notes"]}),
+        serde_json::json!({"scopes": ["view-settings"], "also": "keys"}),
+    ] {
+        assert_eq!(make_code(&s, &anna, bad.clone()).await.status, 400, "{bad}");
+    }
+    // A code that expires before it is used is refused.
+    let code = make_code(&s, &anna, serde_json::json!({"minutes": 5, "scopes": ["view-storage"]})).await.json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.clock.advance(5 * 60 * 1000);
+    assert_eq!(redeem(&s, &sam, &code).await.status, 400);
+    // A session ends with its code's time; another staff member cannot use it.
+    let made = make_code(&s, &anna, serde_json::json!({"minutes": 5, "scopes": ["view-storage"]})).await.json();
+    let (code, id) = (made["code"].as_str().unwrap().to_owned(), made["grant"]["id"].as_str().unwrap().to_owned());
+    assert_eq!(redeem(&s, &sam, &code).await.status, 201);
+    let storage = |who: &str| s.call(Call::get(&format!("/api/support/sessions/{id}/storage")).session(who));
+    let used = storage(&sam).await;
+    assert_eq!(used.status, 200);
+    assert_eq!(used.json()["notes"], serde_json::json!({"live_records": 0, "versions": 0, "bytes": 0}));
+    assert_eq!(storage(&ben).await.status, 404, "not ben's session");
+    s.clock.advance(5 * 60 * 1000);
+    assert_eq!(storage(&sam).await.status, 404, "expired");
+    // At most five live codes per user.
+    for _ in 0..kluis_server::accounts::support::MAX_LIVE_GRANTS {
+        assert_eq!(make_code(&s, &anna, serde_json::json!({"scopes": ["view-settings"]})).await.status, 201);
+    }
+    assert_eq!(make_code(&s, &anna, serde_json::json!({"scopes": ["view-settings"]})).await.status, 400);
+    // Guessing: a few tries, then each staff member waits.
+    let mut statuses = Vec::new();
+    for _ in 0..kluis_server::accounts::throttle::SUPPORT_REDEEM_BURST + 2 {
+        statuses.push(redeem(&s, &ben, "0000-0000-0000-0000-0000").await.status.as_u16());
+    }
+    assert!(statuses.ends_with(&[429, 429]), "{statuses:?}");
+    assert!(statuses.iter().take(5).all(|s| *s == 400), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn support_sends_an_admins_invitation_again_and_sees_storage_without_content() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let sam = staff(&s, "sam").await;
+    let invite = Call::post("/api/practice/invitations")
+        .session(&anna)
+        .json(serde_json::json!({"username": "carl", "roles": ["practitioner"], "email": "carl@example.org"}));
+    let first = s.call(invite).await;
+    assert_eq!(first.status, 201);
+    let first_code = first.json()["code"].as_str().unwrap().to_owned();
+    let mails = s.outbox(1).await;
+    assert!(mails.iter().any(|m| m.contains("To: carl@example.org") && m.contains("Your invitation to kluis")));
+    let made = make_code(&s, &anna, serde_json::json!({"scopes": ["resend-invitation"]})).await.json();
+    let id = made["grant"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(redeem(&s, &sam, made["code"].as_str().unwrap()).await.status, 201);
+    let resend =
+        |name: &str| s.call(Call::post(&format!("/api/support/sessions/{id}/invitations/{name}")).session(&sam));
+    assert_eq!(resend("anna").await.status, 400, "enrolled already");
+    assert_eq!(resend("nobody").await.status, 404);
+    assert_eq!(resend("carl").await.status, 204);
+    let mails = s.outbox(2).await;
+    let second: Vec<&String> = mails.iter().filter(|m| m.contains("Your invitation to kluis")).collect();
+    assert_eq!(second.len(), 2);
+    // The first code stopped working; the new one enrolls.
+    let enroll = |code: &str| {
+        s.call(
+            Call::post("/api/enroll")
+                .json(serde_json::json!({"code": code, "password": PASSWORD, "email": "carl@example.org"})),
+        )
+    };
+    assert_eq!(enroll(&first_code).await.status, 400);
+    let text = second[1].replace("=\r\n", "").replace("=\n", "");
+    let at = text.find("type this code:").unwrap() + "type this code:".len();
+    let new_code: String = text[at..].trim_start().chars().take(24).collect();
+    assert_eq!(enroll(&new_code).await.status, StatusCode::CREATED);
+}
