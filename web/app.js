@@ -12,7 +12,8 @@
 (() => {
   const T = (key, vars) => (KLUIS_TEXT[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars?.[k] ?? ""));
   const $ = (id) => document.getElementById(id);
-  const SECTIONS = ["signin", "signin-code", "confirm-device", "enroll", "unlock", "restore", "vault", "client", "account", "practice"];
+  const SECTIONS = ["signin", "signin-code", "confirm-device", "enroll", "unlock", "restore", "vault", "client", "account", "practice", "support"];
+  const isSupport = () => Boolean(account?.roles?.includes("support"));
   const isRestore = (r) => r.restore !== undefined; // a restore acceptance (FORMAT.md §11)
 
   let account = null; // the signed-in user, from /api/me
@@ -612,6 +613,13 @@
     stopWaiting();
     say("");
     watchPending();
+    if (isSupport()) {
+      // The operator's support staff have no vault: their page is the support console, which
+      // needs their second factor.
+      if (!me.second_factor) showAccount(T("console.needs-2fa"));
+      else showConsole();
+      return;
+    }
     if (me.second_factor_required && !me.second_factor) {
       showAccount(T("account.2fa-required"));
       return;
@@ -733,11 +741,14 @@
     $("recovery-form").hidden = !on;
     $("totp-setup").hidden = true;
     $("recovery").hidden = true;
+    $("support-code-form").hidden = isSupport();
+    $("support-code-shown").hidden = true;
     $("prefs-new-device").checked = account.notifications?.new_device ?? true;
     $("prefs-every-sign-in").checked = account.notifications?.every_sign_in ?? false;
     say(message || "");
     show("account");
     await showDevices();
+    await showGrants();
     try {
       const history = await api("GET", "/api/sign-ins");
       $("account-history").replaceChildren(...history.slice(0, 20).map((e) => el("li", {}, signInRow(e, false))));
@@ -794,6 +805,139 @@
     await showDevices();
   }
 
+  // ---- access for support: codes the user makes, and what support does with them ------------
+
+  async function showGrants() {
+    if (isSupport()) { $("support-grants").replaceChildren(); return []; }
+    let grants;
+    try { grants = await api("GET", "/api/account/support"); } catch (_) { return []; }
+    $("support-grants").replaceChildren(...grants.map((g) => el("li", { class: `grant ${g.state}` },
+      T("support.grant", {
+        state: T(`support.state-${g.state}`), created: when(g.created_ms), until: when(g.expires_ms),
+        staff: g.staff ? T("support.grant-staff", { staff: g.staff }) : "",
+        scopes: g.scopes.map((s) => T(`scope.${s}`)).join("; "),
+      }),
+      g.actions.length ? el("ol", {}, ...g.actions.map((a) => el("li", {}, T("support.action", {
+        when: when(a.at_ms), scope: T(`scope.${a.scope}`), detail: a.detail, refused: a.allowed ? "" : T("support.refused"),
+      })))) : null,
+      g.state === "waiting" || g.state === "active"
+        ? el("div", { class: "actions" }, el("button", { type: "button", onclick: () => endGrant(g.id) }, T("support.end")))
+        : null)));
+    return grants;
+  }
+
+  async function endGrant(id) {
+    try {
+      await api("DELETE", `/api/account/support/${id}`);
+      say(T("support.ended"));
+    } catch (e) { say(T("app.error") + e.message); }
+    await showGrants();
+  }
+
+  $("support-code-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const scopes = [...f.querySelectorAll("input[name=scope]:checked")].map((i) => i.value);
+    try {
+      const made = await api("POST", "/api/account/support", { minutes: Number(f.elements.minutes.value), scopes });
+      $("support-code").textContent = made.code;
+      $("support-code-until").textContent = T("support.code-until", { until: when(made.grant.expires_ms) });
+      $("support-code-shown").hidden = false;
+      say("");
+    } catch (e) { say(T("app.error") + e.message); }
+    await showGrants();
+  });
+
+  // ---- the support console (the operator's support staff) ---------------------------------
+
+  const CONSOLE_VIEWS = [
+    ["view-settings", "settings"], ["view-devices", "devices"], ["view-sign-ins", "sign-ins"],
+    ["view-second-factor", "second-factor"], ["view-storage", "storage"],
+  ];
+  let consoleSession = null;
+
+  async function showConsole(message) {
+    let sessions = [];
+    try { sessions = await api("GET", "/api/support/sessions"); } catch (e) { message = T("app.error") + e.message; }
+    $("console-sessions").replaceChildren(...sessions.map((g) => el("li", {},
+      el("button", { type: "button", class: "link", onclick: () => openSession(g) },
+        T("console.session-row", { username: g.username, until: when(g.expires_ms) })))));
+    if (consoleSession && !sessions.some((g) => g.id === consoleSession.id)) consoleSession = null;
+    $("console-session").hidden = !consoleSession;
+    say(message || "");
+    show("support");
+  }
+
+  function openSession(g) {
+    consoleSession = g;
+    $("console-session-title").textContent = T("console.session", { username: g.username, practice: "" }).replace(/, $/, "");
+    $("console-session-until").textContent = T("console.until", {
+      until: when(g.expires_ms), scopes: g.scopes.map((s) => T(`scope.${s}`)).join("; "),
+    });
+    $("console-views").replaceChildren(...CONSOLE_VIEWS.filter(([scope]) => g.scopes.includes(scope))
+      .map(([scope, what]) => el("button", { type: "button", onclick: () => consoleView(what) }, T(`console.${scope}`))));
+    $("console-resend-form").hidden = !g.scopes.includes("resend-invitation");
+    $("console-result").replaceChildren();
+    $("console-session").hidden = false;
+  }
+
+  const shown = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  function fields(obj) {
+    return Object.entries(obj).map(([k, v]) => `${k}: ${k.endsWith("_ms") && v ? when(v) : shown(v)}`).join(" · ");
+  }
+
+  async function consoleView(what) {
+    const g = consoleSession;
+    try {
+      const result = await api("GET", `/api/support/sessions/${g.id}/${what}`);
+      const rows = Array.isArray(result) ? result : Object.entries(result).map(([k, v]) => ({ [k]: v }));
+      $("console-result").replaceChildren(...rows.map((r) => el("li", {}, fields(r),
+        what === "devices" && g.scopes.includes("revoke-device")
+          ? el("div", { class: "actions" }, el("button", { type: "button", onclick: () => consoleRemove(r.id) }, T("console.remove-device")))
+          : null)));
+      say("");
+    } catch (e) {
+      say(T("app.error") + e.message);
+      if (e.status === 404) await showConsole(T("console.ended"));
+    }
+  }
+
+  async function consoleRemove(device) {
+    if (!window.confirm(T("devices.confirm-remove"))) return;
+    try {
+      await api("DELETE", `/api/support/sessions/${consoleSession.id}/devices/${device}`);
+      say(T("console.removed"));
+      await consoleView("devices");
+    } catch (e) { say(T("app.error") + e.message); }
+  }
+
+  $("redeem-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const g = await api("POST", "/api/support/redeem", { code: f.elements.code.value });
+      f.reset();
+      await showConsole();
+      openSession(g);
+    } catch (e) { f.reset(); say(T("app.error") + e.message); }
+  });
+
+  $("console-resend-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      await api("POST", `/api/support/sessions/${consoleSession.id}/invitations/${encodeURIComponent(f.elements.username.value.trim())}`);
+      f.reset();
+      say(T("console.resent"));
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  $("console-end").addEventListener("click", async () => {
+    try { await api("POST", `/api/support/sessions/${consoleSession.id}/end`); } catch (_) { /* ended either way */ }
+    consoleSession = null;
+    await showConsole(T("console.ended"));
+  });
+
   // While signed in, a new browser waiting for this account's approval is announced on every
   // page (a background request: it does not count as activity).
   let pendingTimer = null;
@@ -807,6 +951,8 @@
         const list = await res.json();
         $("pending-banner").hidden = list.pending.length === 0;
         if (!$("account").hidden && list.pending.length !== $("devices-pending").children.length) showDevices();
+        // A support session under way is shown live, step by step.
+        if (!$("account").hidden && $("support-grants").querySelector(".waiting, .active")) showGrants();
       } catch (_) { /* try again at the next tick */ }
     }, 5000);
   }
@@ -878,7 +1024,11 @@
     showAccount();
   });
 
-  function back() { say(""); show(vault ? "vault" : "unlock"); }
+  function back() {
+    say("");
+    if (isSupport()) showConsole();
+    else show(vault ? "vault" : "unlock");
+  }
   $("account-back").addEventListener("click", back);
   $("practice-back").addEventListener("click", back);
   $("to-account").addEventListener("click", () => showAccount());
@@ -892,9 +1042,79 @@
       $("policy-idle").value = policy.idle_minutes;
       $("policy-2fa").checked = policy.second_factor_required;
       $("policy-hipaa").checked = policy.hipaa_mode;
+      $("policy-min-password").value = policy.min_password_chars;
       $("practice-outbox").hidden = !account?.mail_to_outbox;
+      $("invite-shown").hidden = true;
+      $("release-list").replaceChildren();
       say("");
       show("practice");
+      await showMembers();
+      await showPracticeLogs();
+    } catch (e) { say(T("app.error") + e.message); }
+  });
+
+  // ---- the admin console: members, invitations, disabling, the IP release ------------------
+
+  async function showMembers() {
+    let members;
+    try { members = await api("GET", "/api/practice/users"); } catch (_) { return; }
+    $("members").replaceChildren(...members.map((m) => {
+      const act = (label, onclick) => el("button", { type: "button", onclick }, T(label));
+      return el("li", { class: "member" },
+        T("members.row", {
+          username: m.username, roles: m.roles.join(", "), state: T(`members.state-${m.state}`),
+          tfa: T(m.second_factor ? "members.on" : "members.off"), email: m.email ? ` · ${m.email}` : "",
+        }),
+        el("div", { class: "hint" }, m.fingerprint ? T("members.fingerprint", { fingerprint: m.fingerprint }) : T("members.no-key"),
+          m.invited_until ? ` · ${T("members.invited-until", { until: when(m.invited_until) })}` : ""),
+        el("div", { class: "actions" },
+          m.state === "active" && m.username !== account.username ? act("members.disable", () => setEnabled(m.username, false)) : null,
+          m.state === "disabled" ? act("members.enable", () => setEnabled(m.username, true)) : null,
+          m.state === "invited" && m.email ? act("members.resend", () => resendInvitation(m.username)) : null));
+    }));
+  }
+
+  async function setEnabled(username, enabled) {
+    if (!enabled && !window.confirm(T("members.confirm-disable", { username }))) return;
+    try {
+      await api("POST", `/api/practice/users/${encodeURIComponent(username)}/${enabled ? "enable" : "disable"}`);
+      say(T(enabled ? "members.enabled" : "members.disabled", { username }));
+    } catch (e) { say(T("app.error") + e.message); }
+    await showMembers();
+    await showPracticeLogs();
+  }
+
+  async function resendInvitation(username) {
+    try {
+      await api("POST", `/api/practice/users/${encodeURIComponent(username)}/invitation`);
+      say(T("members.resent", { username }));
+    } catch (e) { say(T("app.error") + e.message); }
+    await showMembers();
+  }
+
+  $("invite-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const roles = [f.elements.practitioner.checked ? "practitioner" : null, f.elements.admin.checked ? "admin" : null].filter(Boolean);
+    try {
+      const e = await api("POST", "/api/practice/invitations", { username: f.elements.username.value.trim(), roles, email: f.elements.email.value.trim() || null });
+      $("invite-code").textContent = e.code;
+      $("invite-shown").hidden = false;
+      f.reset();
+      say("");
+    } catch (e) { say(T("app.error") + e.message); }
+    await showMembers();
+  });
+
+  $("release-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const username = f.elements.username.value.trim();
+    try {
+      const entries = await api("POST", "/api/practice/ip-release", { username, reason: f.elements.reason.value });
+      $("release-list").replaceChildren(...entries.map((e) => el("li", {}, T("release.row", { when: when(e.at_ms), kind: e.kind, what: e.what, ip: e.ip }))));
+      f.reset();
+      say(T("release.done", { username }));
       await showPracticeLogs();
     } catch (e) { say(T("app.error") + e.message); }
   });
@@ -904,6 +1124,7 @@
     $("practice-history").replaceChildren(...history.slice(0, 50).map((e) => el("li", {}, signInRow(e, true))));
     $("practice-events").replaceChildren(...events.map((e) => el("li", {}, T(`event.${e.kind}`, {
       when: when(e.at_ms), username: e.username, by: e.by, verified_by: e.verified_by, evidence: T(`evidence.${e.evidence}`),
+      detail: e.detail ?? "",
     }))));
   }
 
@@ -924,7 +1145,7 @@
     ev.preventDefault();
     try {
       const next = {
-        ...policy, idle_minutes: Number($("policy-idle").value),
+        ...policy, idle_minutes: Number($("policy-idle").value), min_password_chars: Number($("policy-min-password").value),
         second_factor_required: $("policy-2fa").checked, hipaa_mode: $("policy-hipaa").checked,
       };
       policy = await api("PUT", "/api/practice/policy", next);

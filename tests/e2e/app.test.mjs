@@ -135,7 +135,7 @@ async function enrollWith(page, enrollmentCode, email) {
   await enroll.getByLabel("Enrollment code").fill(enrollmentCode);
   await enroll.getByLabel("Password", { exact: true }).fill(PASSWORD);
   await enroll.getByLabel("E-mail address").fill(email);
-  await page.getByRole("button", { name: "Enroll" }).click();
+  await untilNotThrottled(page, "/api/enroll", () => page.getByRole("button", { name: "Enroll" }).click());
 }
 
 async function unlockWith(page, file) {
@@ -754,6 +754,125 @@ test("two-step sign-in: an authenticator set up from the page, asked at sign-in,
   assert.ok(await page.locator("#unlock").isHidden());
   assert.deepEqual(problems, []);
   await context.close();
+});
+
+test("support sees only what a user's code allows while the user watches and ends it; the admin runs the practice from the console", async () => {
+  const start = outboxNames();
+  // Support staff: the operator adds sam, who enrolls and must set up two-step sign-in first.
+  const added = execFileSync(bin("kluis-server"), ["support", "add", "sam", "--data", join(dir, "data")], { encoding: "utf8" });
+  const ctxS = await browser.newContext({ ignoreHTTPSErrors: true });
+  const staff = await ctxS.newPage();
+  staff.on("dialog", (d) => d.accept());
+  await staff.goto(url);
+  await enrollWith(staff, added.match(/enrollment code:\s+(\S+)/)[1], "sam@example.org");
+  await staff.getByText("Support staff must use two-step sign-in").waitFor();
+  await staff.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await staff.locator("#totp-setup").waitFor();
+  const samSecret = (await staff.locator("#totp-secret").textContent()).trim();
+  await staff.locator("#totp-confirm-code").fill(totp(samSecret));
+  await staff.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await staff.getByRole("button", { name: "I have kept these codes" }).click();
+  await staff.getByRole("button", { name: "Back" }).click();
+  await staff.getByRole("heading", { name: "Support console" }).waitFor();
+
+  // A browser of the admin's that support will remove, then the admin's own.
+  const ctxX = await browser.newContext({ ignoreHTTPSErrors: true });
+  const x = await ctxX.newPage();
+  await x.goto(url);
+  await signIn(x, "admin");
+  await x.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  const ctxU = await browser.newContext({ ignoreHTTPSErrors: true });
+  const u = await ctxU.newPage();
+  u.on("dialog", (d) => d.accept());
+  await u.goto(url);
+  await signIn(u, "admin");
+  await u.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  // The admin makes a code: one hour, what support may see, and removing a browser.
+  await u.getByRole("button", { name: "Account and security" }).click();
+  await u.getByLabel("see how much my vault stores").check();
+  await u.getByLabel("remove one of my browsers").check();
+  await u.getByRole("button", { name: "Make a support code" }).click();
+  await u.locator("#support-code-shown").waitFor();
+  const code = (await u.locator("#support-code").textContent()).trim();
+  assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){4}$/);
+  await u.getByText(/Waiting to be used/).waitFor();
+
+  // Support opens the account with it, and sees the views it allows.
+  await staff.getByLabel("Access code from the user").fill(code);
+  await staff.getByRole("button", { name: "Open the account" }).click();
+  await staff.locator("#console-session").waitFor();
+  assert.equal((await staff.locator("#console-views button").allTextContents()).join("|"), "Settings|Browsers|Sign-in history|Two-step sign-in|Storage");
+  await staff.getByRole("button", { name: "Settings", exact: true }).click();
+  await staff.getByText(/email: admin@example\.org/).waitFor();
+  await staff.getByRole("button", { name: "Sign-in history" }).click();
+  await staff.locator("#console-result li").first().waitFor();
+  assert.ok(!/127\.0\.0\.1|ip:/.test(await staff.locator("#console-result").textContent()), "no addresses for support");
+  await staff.getByRole("button", { name: "Storage" }).click();
+  await staff.getByText(/notes: .*live_records/).waitFor();
+  // Removing a browser: the most recently seen is the admin's own, the next is browser X.
+  await staff.getByRole("button", { name: "Browsers" }).click();
+  await staff.locator("#console-result li").nth(1).waitFor();
+  assert.equal((await ctxX.request.get(`${url}api/me`)).status(), 200);
+  await staff.locator("#console-result li").nth(1).getByRole("button", { name: "Remove this browser" }).click();
+  await staff.getByText("The browser was removed.").waitFor();
+  assert.equal((await ctxX.request.get(`${url}api/me`)).status(), 401, "its session ended");
+  // Everything else is refused: what the code did not allow, and anything of the admin's
+  // records or account (support's own session acts only on support's own account).
+  const grantId = await staff.evaluate(() => fetch("/api/support/sessions").then((r) => r.json()).then((l) => l[0].id));
+  const api = (method, path, data) => ctxS.request.fetch(`${url}${path.slice(1)}`, { method, data, headers: { origin: url.slice(0, -1) } });
+  assert.equal((await api("POST", `/api/support/sessions/${grantId}/invitations/erik`)).status(), 403);
+  assert.equal((await api("GET", "/api/practice/users")).status(), 403);
+  assert.equal((await api("POST", "/api/vault-key", { public_key: "kluispub1x" })).status(), 403);
+  assert.equal((await api("POST", "/api/account/support", { scopes: ["view-settings"] })).status(), 403);
+
+  // The admin watches every step live, refused ones too, and ends the session at once.
+  await u.getByText(/Support is in your account now/).waitFor({ timeout: 15000 });
+  await u.locator("#support-grants li li", { hasText: "remove one of my browsers" }).waitFor({ timeout: 15000 });
+  await u.locator("#support-grants li li", { hasText: "refused: not allowed" }).waitFor({ timeout: 15000 });
+  assert.match(await u.locator("#support-grants").textContent(), /used by sam/);
+  await u.getByRole("button", { name: "End it now" }).click();
+  await u.getByText("Support's access has ended.").waitFor();
+  await staff.getByRole("button", { name: "Settings", exact: true }).click();
+  await staff.getByText("The support session has ended.").waitFor();
+  assert.ok(await staff.locator("#console-session").isHidden());
+  // The code worked once.
+  await staff.getByLabel("Access code from the user").fill(code);
+  await staff.getByRole("button", { name: "Open the account" }).click();
+  await staff.getByText(/this code is not valid/).waitFor();
+  const told = await mailSince(start, (m) => m.includes("To: admin@example.org") && m.includes("Support opened your kluis account"));
+  assert.match(told, /used the access code you made/);
+
+  // The admin console: members with the fingerprint the server holds, an invitation by e-mail
+  // (sent again), disabling and enabling a member, and the IP release.
+  await u.getByRole("button", { name: "Practice settings" }).click();
+  await u.locator("#members li").first().waitFor();
+  assert.match(await u.locator("#members li", { hasText: "admin ·" }).textContent(), new RegExp(`key file \\(server's word\\): ${fingerprint}`));
+  await u.getByLabel("New user's username").fill("erik");
+  await u.getByLabel(/Their e-mail address/).fill("erik@example.org");
+  await u.getByRole("button", { name: "Invite", exact: true }).click();
+  await u.locator("#invite-shown").waitFor();
+  const erikCode = (await u.locator("#invite-code").textContent()).trim();
+  const invitation = await mailSince(start, (m) => m.includes("To: erik@example.org") && m.includes("Your invitation to kluis"));
+  assert.ok(invitation.includes(erikCode), "the invitation carries the code");
+  await u.locator("#members li", { hasText: "erik" }).getByRole("button", { name: "Send the invitation again" }).click();
+  await u.getByText("The invitation to erik was sent again with a new code.").waitFor();
+  await u.locator("#members li", { hasText: "carla" }).getByRole("button", { name: "Disable" }).click();
+  await u.getByText("carla is disabled and signed out.").waitFor();
+  assert.equal((await ctxX.request.post(`${url}api/sign-in`, { data: { username: "carla", password: PASSWORD }, headers: { origin: url.slice(0, -1) } })).status(), 401);
+  await u.locator("#members li", { hasText: "carla" }).getByRole("button", { name: "Enable" }).click();
+  await u.getByText("carla can sign in again.").waitFor();
+  // Addresses: none in the practice's sign-in log; one member's, for a recorded reason.
+  await u.locator("#practice-history li").first().waitFor();
+  assert.ok(!/127\.0\.0\.1/.test(await u.locator("#practice-history").textContent()), "no addresses without a reason");
+  await u.getByLabel("Whose addresses (username)").fill("dora");
+  await u.getByLabel(/Why \(at least 10 characters\)/).fill("Police request, reference 2026-117");
+  await u.getByRole("button", { name: "Show the addresses" }).click();
+  await u.locator("#release-list li").first().waitFor();
+  assert.match(await u.locator("#release-list").textContent(), /sign-in .* 127\.0\.0\.1/);
+  await u.locator("#practice-events li", { hasText: "saw the addresses of dora" }).waitFor();
+  const doraTold = await mailSince(start, (m) => m.includes("To: dora@example.org") && m.includes("looked up your sign-in addresses"));
+  assert.match(doraTold, /Police request, reference 2026-117/);
+  for (const ctx of [ctxS, ctxX, ctxU]) await ctx.close();
 });
 
 test("a practice admin requires two-step sign-in, and a user without it is sent to set it up", async () => {
