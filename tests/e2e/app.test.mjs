@@ -809,6 +809,8 @@ test("support sees only what a user's code allows while the user watches and end
   assert.ok(!/127\.0\.0\.1|ip:/.test(await staff.locator("#console-result").textContent()), "no addresses for support");
   await staff.getByRole("button", { name: "Storage" }).click();
   await staff.getByText(/notes: .*live_records/).waitFor();
+  await staff.getByRole("button", { name: "Two-step sign-in" }).click();
+  await staff.getByText(/enabled: true/).waitFor();
   // Removing a browser: the most recently seen is the admin's own, the next is browser X.
   await staff.getByRole("button", { name: "Browsers" }).click();
   await staff.locator("#console-result li").nth(1).waitFor();
