@@ -750,6 +750,10 @@
     await showDevices();
     await showGrants();
     try {
+      const events = await api("GET", "/api/account/events");
+      $("account-events").replaceChildren(...events.slice(0, 20).map((e) => el("li", {}, eventText(e))));
+    } catch (_) { /* the list is extra */ }
+    try {
       const history = await api("GET", "/api/sign-ins");
       $("account-history").replaceChildren(...history.slice(0, 20).map((e) => el("li", {}, signInRow(e, false))));
     } catch (_) { /* the history is extra */ }
@@ -906,8 +910,8 @@
     if (!window.confirm(T("devices.confirm-remove"))) return;
     try {
       await api("DELETE", `/api/support/sessions/${consoleSession.id}/devices/${device}`);
-      say(T("console.removed"));
       await consoleView("devices");
+      say(T("console.removed"));
     } catch (e) { say(T("app.error") + e.message); }
   }
 
@@ -951,12 +955,17 @@
         const list = await res.json();
         $("pending-banner").hidden = list.pending.length === 0;
         if (!$("account").hidden && list.pending.length !== $("devices-pending").children.length) showDevices();
-        // A support session under way is shown live, step by step.
-        if (!$("account").hidden && $("support-grants").querySelector(".waiting, .active")) showGrants();
+        // A support session under way is announced on every page, and shown live, step by step.
+        if (!isSupport()) {
+          const grants = await (await fetch("/api/account/support", { credentials: "same-origin", cache: "no-store" })).json();
+          $("support-banner").hidden = !grants.some((g) => g.state === "active");
+          if (!$("account").hidden && grants.some((g) => g.state === "waiting" || g.state === "active")) showGrants();
+        }
       } catch (_) { /* try again at the next tick */ }
     }, 5000);
   }
   $("pending-review").addEventListener("click", () => showAccount());
+  $("support-review").addEventListener("click", () => showAccount().then(() => $("support-grants").scrollIntoView()));
 
   $("preferences-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -1119,13 +1128,17 @@
     } catch (e) { say(T("app.error") + e.message); }
   });
 
+  function eventText(e) {
+    return T(`event.${e.kind}`, {
+      when: when(e.at_ms), username: e.username, by: e.by, verified_by: e.verified_by, evidence: T(`evidence.${e.evidence}`),
+      detail: e.detail ?? "",
+    });
+  }
+
   async function showPracticeLogs() {
     const [history, events] = await Promise.all([api("GET", "/api/practice/sign-ins"), api("GET", "/api/practice/events")]);
     $("practice-history").replaceChildren(...history.slice(0, 50).map((e) => el("li", {}, signInRow(e, true))));
-    $("practice-events").replaceChildren(...events.map((e) => el("li", {}, T(`event.${e.kind}`, {
-      when: when(e.at_ms), username: e.username, by: e.by, verified_by: e.verified_by, evidence: T(`evidence.${e.evidence}`),
-      detail: e.detail ?? "",
-    }))));
+    $("practice-events").replaceChildren(...events.map((e) => el("li", {}, eventText(e))));
   }
 
   $("reset-form").addEventListener("submit", async (ev) => {
@@ -1256,6 +1269,7 @@
     lock();
     account = null;
     $("pending-banner").hidden = true;
+    $("support-banner").hidden = true;
     try { await api("POST", "/api/sign-out"); } catch (_) { /* signed out either way */ }
     say(T("app.signed-out"));
     show("signin");

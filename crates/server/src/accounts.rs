@@ -113,6 +113,8 @@ pub struct Accounts {
     resets: Tree,
     unsubscribes: Tree,
     support_grants: Tree,
+    support_by_user: Tree,
+    support_by_staff: Tree,
     support_codes: Tree,
     support_actions: Tree,
     writes: Tree,
@@ -166,6 +168,8 @@ impl Accounts {
             resets: db.open_tree("resets")?,
             unsubscribes: db.open_tree("unsubscribes")?,
             support_grants: db.open_tree("support_grants")?,
+            support_by_user: db.open_tree("support_by_user")?,
+            support_by_staff: db.open_tree("support_by_staff")?,
             support_codes: db.open_tree("support_codes")?,
             support_actions: db.open_tree("support_actions")?,
             writes: db.open_tree("writes")?,
@@ -285,6 +289,22 @@ impl Accounts {
             device: device.map(str::to_owned),
             detail: None,
         }
+    }
+
+    /// The security events about one user, newest first (what they are told in the app, too).
+    pub fn events_of(&self, user: &User, limit: usize) -> Result<Vec<model::SecurityEvent>, AccountError> {
+        let prefix = user.practice.map_or([0; 16], |p| p.0);
+        let mut out = Vec::new();
+        for v in self.events.scan_prefix(prefix).values().rev() {
+            let e: model::SecurityEvent = from_json(&v?)?;
+            if e.user == user.id {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A practice's security events, newest first.

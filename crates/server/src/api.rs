@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me"),
     ("GET", "/api/sessions"),
     ("GET", "/api/sign-ins"),
+    ("GET", "/api/account/events"),
     ("DELETE", "/api/sessions/{id}"),
     ("POST", "/api/account/totp"),
     ("GET", "/api/account/totp/qr.svg"),
@@ -116,6 +117,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/me", get(account::me))
         .route("/api/sessions", get(account::sessions))
         .route("/api/sign-ins", get(account::my_sign_ins))
+        .route("/api/account/events", get(account::my_events))
         .route("/api/sessions/{id}", delete(account::revoke_session))
         .route("/api/account/totp", post(second_factor::begin).layer(json))
         .route("/api/account/totp/qr.svg", get(second_factor::qr))

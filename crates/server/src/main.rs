@@ -201,7 +201,12 @@ async fn serve(opts: Serve) -> Result<()> {
                         }
                     }
                     Ok::<_, kluis_server::accounts::AccountError>(
-                        a.purge_expired()? + a.purge_not_me()? + a.purge_resets()? + a.purge_unsubscribes()?,
+                        a.purge_expired()?
+                            + a.purge_not_me()?
+                            + a.purge_resets()?
+                            + a.purge_unsubscribes()?
+                            + a.purge_support()?
+                            + a.purge_writes()?,
                     )
                 })
                 .await

@@ -80,7 +80,7 @@ async fn a_new_browser_gets_no_session_until_the_code_sent_out_of_band_confirms_
     assert!(list.iter().any(|d| d["confirmed_by"] == "code by e-mail"));
     assert!(list.iter().any(|d| d["confirmed_by"] == "enrollment" && d["current"] == true));
     // The owner hears of the new browser (an optional notice, with its unsubscribe link).
-    let mails = s.outbox(2).await;
+    let mails = s.mails().await;
     let notice = mails.iter().find(|m| m.contains("A new browser for your kluis account")).unwrap();
     assert!(notice.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{notice}");
 

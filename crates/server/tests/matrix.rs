@@ -68,6 +68,7 @@ GET /api/account/totp/qr.svg              -      401  200 200 200   400     200 
 POST /api/account/totp/confirm            -      401  400 400 400   400     400   401     401
 POST /api/account/recovery-codes          -      401  400 400 400   400     400   401     401
 GET /api/sign-ins                         -      401  200 200 200   200     200   401     401
+GET /api/account/events                   -      401  200 200 200   200     200   401     401
 GET /api/practice/sign-ins                -      401  200 403 200   403     200   401     401
 GET /api/practice/events                  -      401  200 403 200   403     200   401     401
 POST /api/practice/users/{username}/second-factor-reset C 401 204 403 204 403   404   401     401

@@ -40,12 +40,12 @@ async fn members_are_listed_with_the_fingerprint_the_server_holds() {
     assert_eq!(bram_row["invited_until"], s.clock.now() + kluis_server::accounts::CODE_LIFETIME_MS);
     assert!(bram_row["fingerprint"].is_null());
     // The invitation went by mail, with its code.
-    let mails = s.outbox(1).await;
+    let mails = s.mails().await;
     assert!(mails.iter().any(|m| m.contains("To: bram@example.org") && m.contains("I have an enrollment code")));
     // The admin sends it again: a new code.
     assert_eq!(s.call(Call::post("/api/practice/users/bram/invitation").session(&anna)).await.status, 204);
     assert_eq!(s.call(Call::post("/api/practice/users/anna/invitation").session(&anna)).await.status, 400);
-    assert_eq!(s.outbox(2).await.iter().filter(|m| m.contains("Your invitation to kluis")).count(), 2);
+    assert_eq!(s.mails().await.iter().filter(|m| m.contains("Your invitation to kluis")).count(), 2);
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn a_disabled_member_is_signed_out_and_kept_out_until_enabled() {
     assert_eq!(events[0]["kind"], "user-enabled");
     assert_eq!(events[1]["kind"], "user-disabled");
     assert_eq!(events[1]["by"], "admin:anna");
-    let mails = s.outbox(2).await;
+    let mails = s.mails().await;
     assert!(mails.iter().any(|m| m.contains("Your kluis account was disabled")));
 }
 
@@ -124,7 +124,7 @@ async fn addresses_are_released_only_for_a_recorded_reason_told_to_the_member() 
     let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
     assert_eq!(events[0]["kind"], "ip-release");
     assert_eq!(events[0]["detail"], "a police request, ref 2026-117");
-    let mails = s.outbox(1).await;
+    let mails = s.mails().await;
     let told = mails.iter().find(|m| m.contains("looked up your sign-in addresses")).unwrap();
     assert!(told.replace("=\r\n", "").replace("=\n", "").contains("a police request, ref 2026-117"));
 }

@@ -137,7 +137,7 @@ async fn support_sees_only_what_the_code_allows_and_the_user_watches_and_ends_it
     for kind in ["support-code-created", "support-session-started", "support-session-ended"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
-    let mails = s.outbox(1).await;
+    let mails = s.mails().await;
     assert!(mails.iter().any(|m| m.contains("Support opened your kluis account")), "the user is told");
 }
 
@@ -200,7 +200,7 @@ async fn support_sends_an_admins_invitation_again_and_sees_storage_without_conte
     let first = s.call(invite).await;
     assert_eq!(first.status, 201);
     let first_code = first.json()["code"].as_str().unwrap().to_owned();
-    let mails = s.outbox(1).await;
+    let mails = s.mails().await;
     assert!(mails.iter().any(|m| m.contains("To: carl@example.org") && m.contains("Your invitation to kluis")));
     let made = make_code(&s, &anna, serde_json::json!({"scopes": ["resend-invitation"]})).await.json();
     let id = made["grant"]["id"].as_str().unwrap().to_owned();
@@ -210,7 +210,7 @@ async fn support_sends_an_admins_invitation_again_and_sees_storage_without_conte
     assert_eq!(resend("anna").await.status, 400, "enrolled already");
     assert_eq!(resend("nobody").await.status, 404);
     assert_eq!(resend("carl").await.status, 204);
-    let mails = s.outbox(2).await;
+    let mails = s.mails().await;
     let second: Vec<&String> = mails.iter().filter(|m| m.contains("Your invitation to kluis")).collect();
     assert_eq!(second.len(), 2);
     // The first code stopped working; the new one enrolls.
@@ -225,4 +225,38 @@ async fn support_sends_an_admins_invitation_again_and_sees_storage_without_conte
     let at = text.find("type this code:").unwrap() + "type this code:".len();
     let new_code: String = text[at..].trim_start().chars().take(24).collect();
     assert_eq!(enroll(&new_code).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_support_access_and_support_writes_nothing_of_its_own() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[kluis_server::accounts::model::Role::Practitioner]).await;
+    let sam = staff(&s, "sam").await;
+    let waiting = make_code(&s, &bram, serde_json::json!({"scopes": ["view-settings"]})).await.json();
+    let active = make_code(&s, &bram, serde_json::json!({"scopes": ["revoke-device"]})).await.json();
+    assert_eq!(redeem(&s, &sam, active["code"].as_str().unwrap()).await.status, 201);
+    let id = active["grant"]["id"].as_str().unwrap().to_owned();
+    // A made-up device handle is refused before it could be written into bram's list.
+    let odd = s
+        .call(
+            Call::new(Method::DELETE, &format!("/api/support/sessions/{id}/devices/x%29%20ended%20by%20user"))
+                .session(&sam),
+        )
+        .await;
+    assert_eq!(odd.status, 404);
+    assert_eq!(s.call(Call::post("/api/practice/users/bram/disable").session(&anna)).await.status, 204);
+    // Both grants ended: the code no longer opens anything, even once bram is enabled again.
+    assert_eq!(s.call(Call::get("/api/support/sessions").session(&sam)).await.json(), serde_json::json!([]));
+    assert_eq!(s.call(Call::post("/api/practice/users/bram/enable").session(&anna)).await.status, 204);
+    assert_eq!(redeem(&s, &sam, waiting["code"].as_str().unwrap()).await.status, 400);
+    assert_eq!(s.call(Call::get(&format!("/api/support/sessions/{id}/settings")).session(&sam)).await.status, 404);
+    let bram = s.sign_in("bram", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
+    let mine = s.call(Call::get("/api/account/support").session(&bram)).await.json();
+    assert!(mine.as_array().unwrap().iter().all(|g| g["state"] == "ended"), "{mine}");
+    assert!(mine.as_array().unwrap().iter().all(|g| g["actions"].as_array().unwrap().is_empty()), "{mine}");
+    // Bram sees what happened to his account in the app, not only by e-mail.
+    let events = s.call(Call::get("/api/account/events").session(&bram)).await.json();
+    let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"user-disabled") && kinds.contains(&"support-session-ended"), "{kinds:?}");
 }

@@ -15,6 +15,8 @@ use crate::clock::Millis;
 
 /// The shortest and longest reason for an IP release, in characters.
 pub const IP_REASON_CHARS: std::ops::RangeInclusive<usize> = 10..=500;
+/// How long the address of a write is kept, ms (400 days, as the sign-in log's browsers).
+pub const WRITES_KEEP_MS: Millis = 400 * 24 * 60 * 60 * 1000;
 
 /// One address released: of a sign-in attempt or of a write to a vault.
 #[derive(Debug, Clone, Serialize)]
@@ -115,12 +117,14 @@ impl Accounts {
                 "only an enrolled, active account can be disabled"
             }));
         }
+        let by = format!("admin:{}", admin.username);
         if !enabled {
             self.end_all_sessions(&user.id)?;
             self.tickets.remove_user(&user.id);
+            // Support's access ends too: a disabled account is reached by nobody.
+            self.end_support_of(&user.id, &by).await?;
         }
         let kind = if enabled { EventKind::UserEnabled } else { EventKind::UserDisabled };
-        let by = format!("admin:{}", admin.username);
         self.record_event(user.practice.as_ref(), &self.simple_event(kind, &user, &by, None))?;
         self.flush().await?;
         let (subject, text) = if enabled {
@@ -140,10 +144,24 @@ impl Accounts {
     pub fn log_write(&self, user: &User, vault: &str, ip: IpAddr) -> Result<(), AccountError> {
         let now = self.clock.now();
         let entry = Write { at_ms: now, user: user.id, vault: vault.to_owned(), ip: ip.to_string() };
-        let practice = user.practice.map_or([0; 16], |p| p.0);
-        let key = [&practice[..], &now.to_be_bytes(), &self.db.generate_id()?.to_be_bytes()].concat();
+        let key = [&user.id.0[..], &now.to_be_bytes(), &self.db.generate_id()?.to_be_bytes()].concat();
         self.writes.insert(key, to_json(&entry)?)?;
         Ok(())
+    }
+
+    /// Deletes the addresses of writes older than [`WRITES_KEEP_MS`] (run with the session
+    /// purge).
+    pub fn purge_writes(&self) -> Result<usize, AccountError> {
+        let cutoff = self.clock.now().saturating_sub(WRITES_KEEP_MS);
+        let mut n = 0;
+        for kv in self.writes.iter() {
+            let (k, v) = kv?;
+            if from_json::<Write>(&v)?.at_ms < cutoff {
+                self.writes.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The IP release: the addresses of one member's sign-ins and writes (newest first, at most
@@ -173,17 +191,9 @@ impl Accounts {
                 ip: e.ip,
             })
             .collect();
-        let prefix = target.practice.map_or([0; 16], |p| p.0);
-        let mut writes = 0;
-        for v in self.writes.scan_prefix(prefix).values().rev() {
+        for v in self.writes.scan_prefix(target.id.0).values().rev().take(SIGN_IN_VIEW) {
             let w: Write = from_json(&v?)?;
-            if w.user == target.id {
-                out.push(AddressEntry { at_ms: w.at_ms, kind: "write", what: w.vault, ip: w.ip });
-                writes += 1;
-                if writes == SIGN_IN_VIEW {
-                    break;
-                }
-            }
+            out.push(AddressEntry { at_ms: w.at_ms, kind: "write", what: w.vault, ip: w.ip });
         }
         out.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         let by = format!("admin:{}", admin.username);
@@ -207,6 +217,11 @@ impl Accounts {
     /// each (the server's word, for comparison with the practice's own register).
     pub fn member_views(&self, practice: &Id) -> Result<Vec<MemberView>, AccountError> {
         let now = self.clock.now();
+        let mut invitations = std::collections::HashMap::new();
+        for v in self.invitations.iter().values() {
+            let inv: super::model::Invitation = from_json(&v?)?;
+            invitations.insert(inv.user, inv.expires_ms);
+        }
         let mut out = Vec::new();
         for u in self.practice_users(practice)? {
             let fingerprint = u
@@ -215,7 +230,7 @@ impl Accounts {
                 .and_then(|k| kluis_core::keyfile::parse_public_key(k).ok())
                 .map(|k| k.fingerprint().to_string());
             let invited_until =
-                if u.state == UserState::Invited { self.invitation_of(&u.id)?.filter(|e| *e > now) } else { None };
+                if u.state == UserState::Invited { invitations.get(&u.id).copied().filter(|e| *e > now) } else { None };
             out.push(MemberView {
                 username: u.username,
                 roles: u.roles,
@@ -227,17 +242,6 @@ impl Accounts {
             });
         }
         Ok(out)
-    }
-
-    /// When the user's live invitation expires, if they have one.
-    fn invitation_of(&self, user: &Id) -> Result<Option<Millis>, AccountError> {
-        for v in self.invitations.iter().values() {
-            let inv: super::model::Invitation = from_json(&v?)?;
-            if inv.user == *user {
-                return Ok(Some(inv.expires_ms));
-            }
-        }
-        Ok(None)
     }
 }
 

@@ -558,8 +558,11 @@ pub struct SupportGrant {
     pub redeemed_by: Option<Id>,
     /// When it was redeemed.
     pub redeemed_ms: Option<Millis>,
-    /// When it was ended before its time, and by whom (`user` or `support`).
+    /// When it was ended before its time, and by whom (`user`, `support` or `admin:<name>`).
     pub ended: Option<(Millis, String)>,
+    /// The hash of its code (hex), so that ending the grant deletes the code directly.
+    #[serde(default)]
+    pub code: String,
 }
 
 /// One thing a support session did, as its user sees it (the tree key is the grant id and a

@@ -22,8 +22,12 @@ pub const SUPPORT_DEFAULT_MINUTES: u32 = 60;
 pub const SUPPORT_MINUTES_RANGE: std::ops::RangeInclusive<u32> = 5..=24 * 60;
 /// Codes and sessions one user may have live at once.
 pub const MAX_LIVE_GRANTS: usize = 5;
-/// Grants a user's list shows (newest first).
+/// Ended and expired grants a user's list shows besides every live one (newest first).
 pub const GRANTS_SHOWN: usize = 20;
+/// Steps one support session may take (a bound on what the user's list must show).
+pub const MAX_SUPPORT_STEPS: usize = 500;
+/// How long ended and expired grants, and their steps, are kept, ms (a year).
+pub const SUPPORT_KEEP_MS: Millis = 365 * 24 * 60 * 60 * 1000;
 
 /// Where a grant is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +68,10 @@ pub struct GrantView {
 
 fn action_key(grant: &Id, seq: u64) -> Vec<u8> {
     [&grant.0[..], &seq.to_be_bytes()].concat()
+}
+
+fn index_key(owner: &Id, grant: &Id) -> Vec<u8> {
+    [&owner.0[..], &grant.0[..]].concat()
 }
 
 impl Accounts {
@@ -134,8 +142,10 @@ impl Accounts {
             redeemed_by: None,
             redeemed_ms: None,
             ended: None,
+            code: hex::encode(code.hash(SecretKind::SupportCode)),
         };
         self.support_grants.insert(grant.id.0, to_json(&grant)?)?;
+        self.support_by_user.insert(index_key(&user.id, &grant.id), &[])?;
         self.support_codes.insert(code.hash(SecretKind::SupportCode), &grant.id.0)?;
         let mut event = self.simple_event(EventKind::SupportCodeCreated, user, "user", None);
         event.detail = Some(grant.id.to_string());
@@ -144,21 +154,89 @@ impl Accounts {
         Ok((code, self.view_of(grant)?))
     }
 
-    fn grants_of(&self, user: &Id) -> Result<Vec<SupportGrant>, AccountError> {
+    /// The grants of a user (`by_user`) or a support staff member (`by_staff`), newest first.
+    fn grants_in(&self, index: &sled::Tree, owner: &Id) -> Result<Vec<SupportGrant>, AccountError> {
         let mut out = Vec::new();
-        for v in self.support_grants.iter().values() {
-            let g: SupportGrant = from_json(&v?)?;
-            if g.user == *user {
-                out.push(g);
+        for k in index.scan_prefix(owner.0).keys() {
+            let k = k?;
+            let id: [u8; 16] =
+                k.get(16..).and_then(|b| b.try_into().ok()).ok_or(AccountError::Internal("bad grant index"))?;
+            match self.grant(&Id(id)) {
+                Ok(g) => out.push(g),
+                Err(AccountError::NotFound) => {}
+                Err(e) => return Err(e),
             }
         }
         out.sort_by_key(|g| std::cmp::Reverse(g.created_ms));
         Ok(out)
     }
 
-    /// The user's support codes and sessions, newest first, with every action.
+    fn grants_of(&self, user: &Id) -> Result<Vec<SupportGrant>, AccountError> {
+        self.grants_in(&self.support_by_user, user)
+    }
+
+    /// The user's support codes and sessions, newest first, with every action: every live one,
+    /// and the newest of the others.
     pub fn support_of(&self, user: &Id) -> Result<Vec<GrantView>, AccountError> {
-        self.grants_of(user)?.into_iter().take(GRANTS_SHOWN).map(|g| self.view_of(g)).collect()
+        let mut others = 0;
+        let mut out = Vec::new();
+        for g in self.grants_of(user)? {
+            let live = matches!(self.state_of(&g), GrantState::Waiting | GrantState::Active);
+            if live || others < GRANTS_SHOWN {
+                others += usize::from(!live);
+                out.push(self.view_of(g)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the user has a support session under way (for the app's banner).
+    pub fn support_active(&self, user: &Id) -> Result<bool, AccountError> {
+        Ok(self.grants_of(user)?.iter().any(|g| self.state_of(g) == GrantState::Active))
+    }
+
+    /// Ends every live code and support session of a user (the account was disabled).
+    pub(super) async fn end_support_of(&self, user: &Id, by: &str) -> Result<(), AccountError> {
+        for g in self.grants_of(user)? {
+            if matches!(self.state_of(&g), GrantState::Waiting | GrantState::Active) {
+                self.end_grant(&g.id, by).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the codes of grants that are over, and grants that ended or expired more than a
+    /// year ago with their steps (run with the session purge).
+    pub fn purge_support(&self) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let mut n = 0;
+        for v in self.support_grants.iter().values() {
+            let g: SupportGrant = from_json(&v?)?;
+            let over = g.ended.as_ref().map_or(g.expires_ms, |(at, _)| *at);
+            if now >= over {
+                self.delete_code(&g)?;
+            }
+            if now >= over.saturating_add(SUPPORT_KEEP_MS) {
+                for k in self.support_actions.scan_prefix(g.id.0).keys() {
+                    self.support_actions.remove(k?)?;
+                }
+                self.support_by_user.remove(index_key(&g.user, &g.id))?;
+                if let Some(staff) = g.redeemed_by {
+                    self.support_by_staff.remove(index_key(&staff, &g.id))?;
+                }
+                self.support_grants.remove(g.id.0)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn delete_code(&self, g: &SupportGrant) -> Result<(), AccountError> {
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(&g.code, &mut hash).is_ok() {
+            self.support_codes.remove(hash)?;
+        }
+        Ok(())
     }
 
     /// Ends a grant at once: its code stops working, its session ends. By its user (`by` =
@@ -177,12 +255,7 @@ impl Accounts {
         })?;
         let g: SupportGrant = from_json(&updated.ok_or(AccountError::NotFound)?)?;
         // An unredeemed code is deleted with its grant's end.
-        for kv in self.support_codes.iter() {
-            let (k, v) = kv?;
-            if v.as_ref() == g.id.0 {
-                self.support_codes.remove(k)?;
-            }
-        }
+        self.delete_code(&g)?;
         if ended {
             let user = self.user(&g.user)?;
             let mut event = self.simple_event(EventKind::SupportSessionEnded, &user, by, None);
@@ -207,9 +280,17 @@ impl Accounts {
         let bad = || AccountError::Invalid("this code is not valid: it was used, ended or expired, or mistyped");
         self.throttle.support_redeem(staff.user.id).map_err(AccountError::Throttled)?;
         let key = hash_presented(SecretKind::SupportCode, code).ok_or_else(bad)?;
-        // Removed atomically: of two redemptions, one gets it.
-        let id = self.support_codes.remove(key)?.ok_or_else(bad)?;
+        let id = self.support_codes.get(key)?.ok_or_else(bad)?;
         let id = Id(id.as_ref().try_into().map_err(|_| AccountError::Internal("bad support code index"))?);
+        // The account must be usable before the code is spent: a disabled account's code stays
+        // unspent (and its grants were ended when it was disabled).
+        if self.user(&self.grant(&id)?.user)?.state != UserState::Active {
+            return Err(bad());
+        }
+        // Removed atomically: of two redemptions, one gets it.
+        if self.support_codes.remove(key)?.is_none() {
+            return Err(bad());
+        }
         let now = self.clock.now();
         let staff_id = staff.user.id;
         let mut redeemed = false;
@@ -224,10 +305,11 @@ impl Accounts {
             to_json(&g).ok().or_else(|| Some(old.to_vec()))
         })?;
         let g: SupportGrant = from_json(&updated.ok_or_else(bad)?)?;
-        let user = self.user(&g.user)?;
-        if !redeemed || user.state != UserState::Active {
+        if !redeemed {
             return Err(bad());
         }
+        self.support_by_staff.insert(index_key(&staff_id, &g.id), &[])?;
+        let user = self.user(&g.user)?;
         let by = format!("support:{}", staff.user.username);
         let mut event = self.simple_event(EventKind::SupportSessionStarted, &user, &by, None);
         event.detail = Some(g.id.to_string());
@@ -249,21 +331,18 @@ impl Accounts {
 
     /// The support sessions a staff member has open now.
     pub fn support_sessions_of(&self, staff: &Id) -> Result<Vec<GrantView>, AccountError> {
-        let mut out = Vec::new();
-        for v in self.support_grants.iter().values() {
-            let g: SupportGrant = from_json(&v?)?;
-            if g.redeemed_by == Some(*staff) && self.state_of(&g) == GrantState::Active {
-                out.push(self.view_of(g)?);
-            }
-        }
-        Ok(out)
+        self.grants_in(&self.support_by_staff, staff)?
+            .into_iter()
+            .filter(|g| g.redeemed_by == Some(*staff) && self.state_of(g) == GrantState::Active)
+            .map(|g| self.view_of(g))
+            .collect()
     }
 
     /// A support session's account, for one step under `scope` by the staff member who
     /// redeemed it: another's session, an ended or expired one and a missing one are "not
     /// found"; a scope the user did not allow is refused. The step is recorded with `detail`,
     /// a refused one too, where the user sees it.
-    pub fn support_step(
+    pub async fn support_step(
         &self,
         staff: &Id,
         grant: &str,
@@ -279,13 +358,23 @@ impl Accounts {
         if user.state != UserState::Active {
             return Err(AccountError::NotFound);
         }
+        if self.support_actions.scan_prefix(g.id.0).count() >= MAX_SUPPORT_STEPS {
+            return Err(AccountError::Throttled(g.expires_ms.saturating_sub(self.clock.now()).max(1)));
+        }
         let allowed = g.scopes.contains(&scope);
         let action = SupportAction { at_ms: self.clock.now(), scope, detail: detail.to_owned(), allowed };
         self.support_actions.insert(action_key(&g.id, self.db.generate_id()?), to_json(&action)?)?;
+        self.flush().await?;
         if !allowed {
             return Err(AccountError::NotAllowed("the user did not allow this in the support code"));
         }
         Ok((g, user))
+    }
+
+    /// Whether a support session is still on, right before its step takes effect (the user may
+    /// have ended it meanwhile).
+    pub fn support_still_active(&self, grant: &Id) -> Result<bool, AccountError> {
+        Ok(self.state_of(&self.grant(grant)?) == GrantState::Active)
     }
 
     /// Support staff end their own session on an account.

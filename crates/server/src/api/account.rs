@@ -484,13 +484,19 @@ pub async fn ip_release(
     Ok(Json(state.accounts.release_addresses(&signed.user, &req.username, &req.reason).await?))
 }
 
-/// `GET /api/practice/events` (admins): the practice's security events, newest first.
-pub async fn practice_events(
+/// The user's own security events, newest first, with usernames instead of ids.
+pub async fn my_events(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    let practice = super::auth::admin_practice(&state, &signed)?;
-    let events = state.accounts.events(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
+    let events = state.accounts.events_of(&signed.user, crate::accounts::SIGN_IN_VIEW)?;
+    event_views(&state, events).map(Json)
+}
+
+fn event_views(
+    state: &AppState,
+    events: Vec<crate::accounts::model::SecurityEvent>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
     events
         .into_iter()
         .map(|e| {
@@ -502,8 +508,17 @@ pub async fn practice_events(
             }
             Ok(v)
         })
-        .collect::<Result<Vec<_>, ApiError>>()
-        .map(Json)
+        .collect()
+}
+
+/// `GET /api/practice/events` (admins): the practice's security events, newest first.
+pub async fn practice_events(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let practice = super::auth::admin_practice(&state, &signed)?;
+    let events = state.accounts.events(Some(&practice), crate::accounts::SIGN_IN_VIEW)?;
+    event_views(&state, events).map(Json)
 }
 
 /// `POST /api/practice/users/{username}/second-factor-reset`.

@@ -14,9 +14,15 @@ use super::account::{Body, SecretField, body};
 use super::auth::require;
 use super::problem::ApiError;
 use crate::accounts::Signed;
-use crate::accounts::model::{Role, SupportScope};
+use crate::accounts::model::{Id, Role, SupportScope};
 use crate::accounts::support::{GrantView, SUPPORT_DEFAULT_MINUTES};
+use crate::accounts::username::Username;
 use crate::http::AppState;
+
+/// Refuses a step whose session the user ended while it was being checked.
+fn still_on(state: &AppState, grant: &Id) -> Result<(), ApiError> {
+    if state.accounts.support_still_active(grant)? { Ok(()) } else { Err(ApiError::not_found()) }
+}
 
 /// Support staff, signed in with their second factor (the operator's staff must have one).
 fn require_support(signed: &Signed) -> Result<(), ApiError> {
@@ -133,7 +139,7 @@ pub async fn settings(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_support(&signed)?;
     let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSettings, "settings")?;
+    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSettings, "settings").await?;
     let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
     Ok(Json(serde_json::json!({
         "username": user.username,
@@ -155,7 +161,7 @@ pub async fn devices(
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     require_support(&signed)?;
     let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewDevices, "devices")?;
+    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewDevices, "devices").await?;
     let list = state.accounts.devices_of(&user.id)?;
     Ok(Json(
         list.into_iter()
@@ -172,7 +178,8 @@ pub async fn sign_ins(
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     require_support(&signed)?;
     let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSignIns, "sign-in history")?;
+    let (_, user) =
+        state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSignIns, "sign-in history").await?;
     let entries = state.accounts.sign_ins_of(&user, crate::accounts::SIGN_IN_VIEW)?;
     Ok(Json(
         entries
@@ -198,7 +205,7 @@ pub async fn second_factor(
     require_support(&signed)?;
     let Path(id) = id?;
     let (_, user) =
-        state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSecondFactor, "two-step sign-in")?;
+        state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSecondFactor, "two-step sign-in").await?;
     Ok(Json(serde_json::json!({
         "enabled": user.second_factor.is_some(),
         "enabled_ms": user.second_factor.as_ref().map(|f| f.enabled_ms),
@@ -215,7 +222,7 @@ pub async fn storage(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_support(&signed)?;
     let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewStorage, "storage")?;
+    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewStorage, "storage").await?;
     let usage = |s: &crate::store::Store| -> Result<crate::store::Usage, ApiError> {
         Ok(match s.vault_of(&user.id.0)? {
             Some(v) => s.usage(&v)?,
@@ -234,15 +241,16 @@ pub async fn resend_invitation(
 ) -> Result<StatusCode, ApiError> {
     require_support(&signed)?;
     let Path((id, username)) = ids?;
-    let (_, user) = state.accounts.support_step(
-        &signed.user.id,
-        &id,
-        SupportScope::ResendInvitation,
-        &format!("invitation of {username}"),
-    )?;
+    // Only a well-formed username is recorded in the user's list of steps.
+    let username = Username::parse(&username).map_err(|_| ApiError::not_found())?.display().to_owned();
+    let (g, user) = state
+        .accounts
+        .support_step(&signed.user.id, &id, SupportScope::ResendInvitation, &format!("invitation of {username}"))
+        .await?;
     if !user.roles.contains(&Role::Admin) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin's account has invitations to send"));
     }
+    still_on(&state, &g.id)?;
     let accounts = state.accounts.clone();
     tokio::task::spawn_blocking(move || accounts.resend_invitation(&user, &username))
         .await
@@ -258,12 +266,15 @@ pub async fn revoke_device(
 ) -> Result<StatusCode, ApiError> {
     require_support(&signed)?;
     let Path((id, device)) = ids?;
-    let (_, user) = state.accounts.support_step(
-        &signed.user.id,
-        &id,
-        SupportScope::RevokeDevice,
-        &format!("remove device {device}"),
-    )?;
+    // Only a well-formed device handle is recorded in the user's list of steps.
+    if device.len() != 16 || !device.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(ApiError::not_found());
+    }
+    let (g, user) = state
+        .accounts
+        .support_step(&signed.user.id, &id, SupportScope::RevokeDevice, &format!("remove device {device}"))
+        .await?;
+    still_on(&state, &g.id)?;
     state.accounts.revoke_device(&user, &device, &format!("support:{}", signed.user.username)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,6 +21,14 @@ use crate::accounts::model::Role;
 use crate::http::AppState;
 use crate::store::Store;
 
+/// Records the address of a write that is stored already: a failure to record it is logged,
+/// never turned into an error for a save the client must then not retry.
+fn log_write(state: &AppState, signed: &Signed, vault: &str, addr: SocketAddr) {
+    if let Err(e) = state.accounts.log_write(&signed.user, vault, addr.ip()) {
+        tracing::warn!(error = %e, "the address of a write was not recorded");
+    }
+}
+
 /// The media type of every vault body.
 pub const CBOR: &str = "application/cbor";
 
@@ -82,7 +90,7 @@ pub async fn create(
     };
     require_cbor(&headers)?;
     let vault = store.create_vault(signed.user.id.0, &body).await?;
-    state.accounts.log_write(&signed.user, &kind, addr.ip())?;
+    log_write(&state, &signed, &kind, addr);
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "vault": hex::encode(vault.to_bytes()) }))))
 }
 
@@ -144,7 +152,7 @@ pub async fn save(
     // The address of each write is kept for the practice's IP release process (never shown
     // without a recorded reason).
     let which = if std::ptr::eq(store, &state.notes) { "notes" } else { "identities" };
-    state.accounts.log_write(&signed.user, which, addr.ip())?;
+    log_write(&state, &signed, which, addr);
     Ok(StatusCode::NO_CONTENT)
 }
 

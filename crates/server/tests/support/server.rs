@@ -343,6 +343,12 @@ impl TestServer {
         res.set_cookie("__Host-kluis-session").unwrap()
     }
 
+    /// Every message in the outbox once the notices under way have been written, oldest first.
+    pub async fn mails(&self) -> Vec<String> {
+        self.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
+        self.outbox(0).await
+    }
+
     /// The messages in the outbox so far, oldest first (waits up to five seconds for at least
     /// `n`: notices are sent in the background).
     pub async fn outbox(&self, n: usize) -> Vec<String> {
