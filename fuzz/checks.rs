@@ -73,3 +73,12 @@ pub fn wire(data: &[u8]) {
         }
     }
 }
+
+pub fn export(data: &[u8]) {
+    use kluis_core::export::UserExport;
+    if let Ok(e) = UserExport::decode(data) {
+        if e.encode() != data {
+            panic!("accepted a non-canonical export");
+        }
+    }
+}

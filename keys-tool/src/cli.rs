@@ -198,6 +198,39 @@ pub(crate) enum Escrow {
     /// Create the practice's break-glass key pair: the secret at PATH, the public key at PATH.pub.
     #[command(after_help = "Example:\n  kluis-keys escrow init --out /safe/practice-break-glass.kluis")]
     Init(EscrowInit),
+    /// Emergency access: open a practitioner's vaults from a server export with the break-glass
+    /// key, check everything, and write their clients and notes as readable files.
+    #[command(
+        after_help = "Examples:\n  kluis-keys escrow recover --escrow-key /safe/practice-break-glass.kluis --export jansen.export \\\n      --register /safe/register.txt --label \"Dr A. Jansen\" --out /safe/recovered-jansen --log /safe/break-glass-log.txt\n  kluis-keys escrow recover --escrow-key break-glass.kluis --export jansen.export --expect CSUV-NBC2-... --out recovered\n\nThe runbook is docs/BREAK-GLASS.md."
+    )]
+    Recover(EscrowRecover),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EscrowRecover {
+    /// The practice's break-glass key file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) escrow_key: PathBuf,
+    /// The export the operator made (`kluis-server export --user USERNAME --out FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) export: PathBuf,
+    /// The practitioner's key-file fingerprint, from the practice's own records.
+    #[arg(long, value_name = "FINGERPRINT", conflicts_with_all = ["register", "label"])]
+    pub(crate) expect: Option<String>,
+    /// Take the fingerprint from the practice's register ...
+    #[arg(long, value_name = "FILE", requires = "label")]
+    pub(crate) register: Option<PathBuf>,
+    /// ... on the line with this label.
+    #[arg(long, value_name = "NAME", requires = "register")]
+    pub(crate) label: Option<String>,
+    /// A new folder for the readable records.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Append this use of the break-glass key to the practice's use log.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) pass: PassphraseFile,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 pub(crate) mod backup;
 pub(crate) mod escrow;
 pub(crate) mod keys;
+pub(crate) mod recover;
 pub(crate) mod register;
 
 use std::path::Path;

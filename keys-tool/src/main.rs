@@ -28,6 +28,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Restore(a) => commands::backup::restore(a),
         Command::Verify(a) => commands::backup::verify(a),
         Command::Escrow(Escrow::Init(a)) => commands::escrow::init(a),
+        Command::Escrow(Escrow::Recover(a)) => commands::recover::recover(a),
         Command::Register(Register::Add(a)) => commands::register::add(a),
     }
 }

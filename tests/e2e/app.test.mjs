@@ -4,7 +4,7 @@
 // scripts/build-web.sh (which builds the app into target/web).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -572,6 +572,46 @@ test("the key file is registered: another one is refused; a break-glass key gets
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
   assert.match(await page.locator("#vault-state").textContent(), /notes save 1,/);
   await context.close();
+});
+
+test("break-glass drill: the operator exports a practitioner's vaults and the practice opens them with its break-glass key, without the server", async () => {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  await signIn(page, "bram");
+  await unlockWith(page, join(dir, "bram.kluis"));
+  await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+  await page.locator("#client-form").getByLabel("Name").fill("Els Breekglas");
+  await page.getByRole("button", { name: "Save client" }).click();
+  await page.getByText("Client saved").waitFor();
+  await page.getByRole("button", { name: "Els Breekglas" }).click();
+  await page.getByLabel("Subjective").fill("canary: only the break-glass key reads this");
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.getByText("Note saved").waitFor();
+  await page.getByRole("button", { name: "All clients" }).click();
+  await page.getByRole("button", { name: "Lock" }).click();
+  await context.close();
+  // The operator exports bram's vaults while the server runs (its admin socket).
+  const exportFile = join(dir, "bram.export");
+  const exported = execFileSync(bin("kluis-server"), ["export", "--user", "bram", "--out", exportFile, "--data", join(dir, "data")], { encoding: "utf8" });
+  assert.match(exported, /bram: exported 2 notes-vault and 1 identities-vault records/);
+  assert.ok(!readFileSync(exportFile).includes("canary"), "the export holds ciphertext only");
+  // The practice, with its break-glass key and its own record of bram's fingerprint.
+  const bramFingerprint = execFileSync(bin("kluis-keys"), ["inspect", join(dir, "bram.kluis")], { encoding: "utf8" }).match(/^fingerprint:\s+(\S+)/m)[1];
+  const out = join(dir, "recovered-bram");
+  const recovered = spawnSync(bin("kluis-keys"), ["escrow", "recover", "--escrow-key", join(dir, "practice-break-glass.kluis"),
+    "--export", exportFile, "--expect", bramFingerprint, "--out", out], { encoding: "utf8" });
+  assert.equal(recovered.status, 0, recovered.stderr);
+  assert.match(recovered.stderr, /Recovered 1 clients and 1 notes/);
+  const folder = readdirSync(out).find((f) => f.startsWith("Els Breekglas-"));
+  assert.ok(folder, `no client folder in ${readdirSync(out)}`);
+  const [note] = readdirSync(join(out, folder, "notes")).filter((f) => f.endsWith(".md"));
+  assert.match(readFileSync(join(out, folder, "notes", note), "utf8"), /canary: only the break-glass key reads this/);
+  // Another practitioner's fingerprint is refused, and nothing is written.
+  const refused = spawnSync(bin("kluis-keys"), ["escrow", "recover", "--escrow-key", join(dir, "practice-break-glass.kluis"),
+    "--export", exportFile, "--expect", fingerprint, "--out", join(dir, "recovered-wrong")], { encoding: "utf8" });
+  assert.equal(refused.status, 1);
+  assert.ok(!existsSync(join(dir, "recovered-wrong")));
 });
 
 test("a server that alters a record, swaps a version, leaves a record out or replays a deleted one is caught, and the app says so", async () => {

@@ -17,6 +17,7 @@ mod cbor;
 pub mod envelope;
 mod error;
 pub mod escrow;
+pub mod export;
 mod fingerprint;
 mod hierarchy;
 pub mod keyfile;

@@ -154,3 +154,12 @@ pub const MAX_SAVE_BYTES: usize = MAX_ENVELOPE_BYTES + 4 * 1024 * 1024;
 pub const MAX_SYNC_UPDATES: u64 = MAX_MANIFEST_ENTRIES;
 /// Largest encoded sync response a client accepts (§10.2).
 pub const MAX_SYNC_BYTES: usize = 1024 * 1024 * 1024;
+
+// ---- FORMAT.md §12 Export ---------------------------------------------------------------------
+
+/// The export format's version (§12).
+pub const EXPORT_VERSION: u64 = 1;
+/// Largest export a reader accepts (§12), checked before parsing.
+pub const MAX_EXPORT_BYTES: usize = 4 * 1024 * 1024 * 1024;
+/// Most updates, records, or versions of one record in an export (§12).
+pub const MAX_EXPORT_ITEMS: u64 = MAX_COUNTER;

@@ -49,3 +49,8 @@ fn paper_seeds() {
 fn wire_seeds() {
     assert!(replay("wire", checks::wire) >= 6);
 }
+
+#[test]
+fn export_seeds() {
+    assert!(replay("export", checks::export) >= 4);
+}

@@ -149,6 +149,42 @@ proptest! {
     }
 
     #[test]
+    fn exports_round_trip_canonically_and_refuse_disorder(
+        manifest in prop::collection::vec(any::<u8>(), 0..200),
+        records in prop::collection::btree_map(any::<[u8; 16]>(), prop::collection::vec(prop::collection::vec(any::<u8>(), 0..60), 1..4), 0..12),
+        updates in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..5),
+        at in any::<u64>(),
+        with_identities in any::<bool>(),
+    ) {
+        use kluis_core::export::{UserExport, VaultExport};
+        let records: Vec<(RecordId, Vec<&[u8]>)> =
+            records.iter().map(|(id, v)| (RecordId::from_bytes(*id), v.iter().map(Vec::as_slice).collect())).collect();
+        let vault = VaultExport {
+            vault: keys().notes.id,
+            manifest: &manifest,
+            updates: updates.iter().map(Vec::as_slice).collect(),
+            records: records.clone(),
+        };
+        let export = UserExport {
+            exported_at_ms: at,
+            notes: Some(vault.clone()),
+            identities: with_identities.then(|| VaultExport { vault: keys().identities.id, ..vault.clone() }),
+        };
+        let bytes = export.encode();
+        prop_assert_eq!(UserExport::decode(&bytes).unwrap(), export);
+        // Records out of order are refused, and so is any truncation.
+        if records.len() >= 2 {
+            let mut swapped = records.clone();
+            swapped.swap(0, 1);
+            let bad = UserExport { exported_at_ms: at, notes: Some(VaultExport { records: swapped, ..vault.clone() }), identities: None };
+            prop_assert!(UserExport::decode(&bad.encode()).is_err());
+        }
+        for cut in 1..bytes.len().min(24) {
+            prop_assert!(UserExport::decode(&bytes[..bytes.len() - cut]).is_err());
+        }
+    }
+
+    #[test]
     fn manifests_round_trip_canonically(
         entries in prop::collection::btree_map(any::<[u8; 16]>(), (1u64..1000, prop::option::of(any::<[u8; 32]>())), 0..50),
         saved in any::<u64>(),

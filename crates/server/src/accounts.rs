@@ -307,6 +307,15 @@ impl Accounts {
         Ok(out)
     }
 
+    /// Records that the operator exported `user`'s vaults.
+    pub fn record_export(&self, user: &User) -> Result<(), AccountError> {
+        self.record_event(
+            user.practice.as_ref(),
+            &self.simple_event(model::EventKind::Exported, user, "operator", None),
+        )?;
+        self.flush_blocking()
+    }
+
     /// A practice's security events, newest first.
     pub fn events(&self, practice: Option<&Id>, limit: usize) -> Result<Vec<model::SecurityEvent>, AccountError> {
         let prefix = practice.map_or([0; 16], |p| p.0);

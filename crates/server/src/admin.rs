@@ -1,7 +1,8 @@
-//! Operator commands (`init`, `practice add`, `user invite`, `user code`, `support add`): run
-//! against the accounts store directly when the server is stopped, or through the admin socket
-//! in the data directory while it runs (sled locks its directory, so only one process may open
-//! the store).
+//! Operator commands (`init`, `practice add`, `user invite`, `user code`, `support add`,
+//! `export`, ...): run against the stores directly when the server is stopped, or through the
+//! admin socket in the data directory while it runs (sled locks its directory, so only one
+//! process may open a store). Files a command writes (an export) are written by whichever
+//! process runs it, under the same user.
 //!
 //! The socket is `DATA/admin.sock`, mode 0600, and the server also checks that the peer runs
 //! under its own user id. The protocol is one JSON line each way (FORMAT.md §9.3).
@@ -14,6 +15,32 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::accounts::model::Role;
 use crate::accounts::{AccountError, Accounts, Enrollment};
+use crate::store::{Store, StoreError};
+
+/// What operator commands act on: the accounts store, and the vault stores.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The accounts.
+    pub accounts: Accounts,
+    /// The notes vaults.
+    pub notes: Store,
+    /// The identities vaults.
+    pub identities: Store,
+}
+
+/// What can go wrong with an operator command.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// From the accounts store.
+    #[error("{0}")]
+    Accounts(#[from] AccountError),
+    /// From a vault store.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A file could not be written, with what and why.
+    #[error("{0}")]
+    File(String),
+}
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -72,6 +99,13 @@ pub enum OperatorCommand {
         /// How (`in-person`, `video-call`, `phone-callback`, `other`).
         evidence: crate::accounts::model::Evidence,
     },
+    /// Writes a practitioner's two vaults, whole, into an export file (FORMAT.md §12).
+    Export {
+        /// The username.
+        username: String,
+        /// Where (an absolute path; not overwritten).
+        out: PathBuf,
+    },
 }
 
 /// The answer on the socket.
@@ -92,8 +126,82 @@ pub enum Done {
     Message(String),
 }
 
-/// Runs a command against an open store.
-pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, AccountError> {
+/// Runs a command against the open stores.
+pub async fn execute(ctx: &Context, cmd: &OperatorCommand) -> Result<Done, OperatorError> {
+    match cmd {
+        OperatorCommand::Export { username, out } => export(ctx, username, out).await,
+        _ => {
+            let (accounts, cmd) = (ctx.accounts.clone(), cmd.clone());
+            tokio::task::spawn_blocking(move || execute_accounts(&accounts, &cmd))
+                .await
+                .map_err(|_| OperatorError::File("the command's task failed".into()))?
+                .map_err(OperatorError::from)
+        }
+    }
+}
+
+/// Writes `bytes` to `path`, which must not exist: aside, then linked into place, mode 0600.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), OperatorError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| OperatorError::File(format!("cannot write {}: {e}", path.display()));
+    if path.exists() {
+        return Err(OperatorError::File(format!("{} exists already: give a new file", path.display())));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir).map_err(fail)?;
+    tmp.1.write_all(bytes).and_then(|()| tmp.1.sync_all()).map_err(fail)?;
+    std::fs::hard_link(&tmp.0, path).map_err(fail)?;
+    std::fs::remove_file(&tmp.0).map_err(fail)?;
+    Ok(())
+}
+
+/// A new private file next to where the real one goes.
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|_| std::io::Error::other("random"))?;
+    let path = dir.join(format!(".kluis-{}.part", hex::encode(id)));
+    let f = opts.open(&path)?;
+    Ok((path, f))
+}
+
+/// `export`: a practitioner's vaults, whole, for the break-glass holder or for the user.
+async fn export(ctx: &Context, username: &str, out: &Path) -> Result<Done, OperatorError> {
+    let user = ctx.accounts.user_by_name(username)?.ok_or(AccountError::NotFound)?;
+    let vault = |s: &Store| s.vault_of(&user.id.0);
+    let notes = match vault(&ctx.notes)? {
+        Some(v) => Some(ctx.notes.export_vault(&v).await?),
+        None => None,
+    };
+    let identities = match vault(&ctx.identities)? {
+        Some(v) => Some(ctx.identities.export_vault(&v).await?),
+        None => None,
+    };
+    let export = kluis_core::export::UserExport {
+        exported_at_ms: ctx.accounts.clock().now(),
+        notes: notes.as_ref().map(crate::store::ExportedVault::borrowed),
+        identities: identities.as_ref().map(crate::store::ExportedVault::borrowed),
+    };
+    let bytes = export.encode();
+    let path = out.to_owned();
+    tokio::task::spawn_blocking(move || write_new_file(&path, &bytes))
+        .await
+        .map_err(|_| OperatorError::File("the export's task failed".into()))??;
+    let records = |v: &Option<crate::store::ExportedVault>| v.as_ref().map_or(0, |v| v.records.len());
+    ctx.accounts.record_export(&user)?;
+    Ok(Done::Message(format!(
+        "{username}: exported {} notes-vault and {} identities-vault records, with every version, to {}",
+        records(&notes),
+        records(&identities),
+        out.display()
+    )))
+}
+
+/// Runs a command that needs only the accounts store.
+fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, AccountError> {
     let e = match cmd {
         OperatorCommand::Init { practice, admin } => {
             if !accounts.is_empty() {
@@ -117,6 +225,7 @@ pub fn execute(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, Accou
                  (recorded, with who checked their identity and how)"
             )));
         }
+        OperatorCommand::Export { .. } => return Err(AccountError::Internal("export runs with the stores")),
     };
     e.map(Done::Enrollment)
 }
@@ -153,11 +262,7 @@ fn own_uid(fallback: &Path) -> std::io::Result<u32> {
 }
 
 /// Serves the admin socket until the task is dropped.
-pub async fn serve_socket(
-    listener: tokio::net::UnixListener,
-    path: PathBuf,
-    accounts: Accounts,
-) -> std::io::Result<()> {
+pub async fn serve_socket(listener: tokio::net::UnixListener, path: PathBuf, ctx: Context) -> std::io::Result<()> {
     // Beyond the file mode: the peer must run as this very user (not even root is let in).
     let own_uid = own_uid(&path)?;
     loop {
@@ -170,7 +275,7 @@ pub async fn serve_socket(
                 continue;
             }
         };
-        let accounts = accounts.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let same_user = stream.peer_cred().is_ok_and(|c| c.uid() == own_uid);
             let (read, mut write) = stream.into_split();
@@ -184,15 +289,13 @@ pub async fn serve_socket(
                 match serde_json::from_str::<OperatorCommand>(&line) {
                     Err(e) => Answer::Error(format!("not a command: {e}")),
                     Ok(cmd) => {
-                        let acc = accounts.clone();
                         let kind = format!("{cmd:?}").split_whitespace().next().unwrap_or("").to_owned();
-                        match tokio::task::spawn_blocking(move || execute(&acc, &cmd)).await {
-                            Ok(Ok(e)) => {
+                        match execute(&ctx, &cmd).await {
+                            Ok(e) => {
                                 tracing::info!(command = %kind, "operator command over the admin socket");
                                 Answer::Ok(e)
                             }
-                            Ok(Err(e)) => Answer::Error(e.to_string()),
-                            Err(_) => Answer::Error("internal error".into()),
+                            Err(e) => Answer::Error(e.to_string()),
                         }
                     }
                 }

@@ -41,6 +41,20 @@ pub enum Command {
     /// The operator's support staff (in no practice; they never reach records).
     #[command(subcommand)]
     Support(SupportCommand),
+    /// Write a practitioner's two vaults, whole (every version, manifest and sealed escrow
+    /// copy), into an export file that the practice's break-glass holder opens with
+    /// `kluis-keys escrow recover` (FORMAT.md §12). It holds ciphertext only.
+    Export {
+        /// The username.
+        #[arg(long = "user", value_name = "USERNAME")]
+        username: String,
+        /// The export file to write (a new file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 /// `--data` for the operator commands.

@@ -178,9 +178,11 @@ async fn serve(opts: Serve) -> Result<()> {
     }
     eprintln!("  Stop with Ctrl-C.");
     tokio::spawn({
-        let (socket, accounts) = (socket.clone(), accounts.clone());
+        let (socket, accounts, notes, identities) =
+            (socket.clone(), accounts.clone(), notes.clone(), identities.clone());
         async move {
-            if let Err(e) = admin::serve_socket(admin_listener, socket, accounts).await {
+            let ctx = admin::Context { accounts, notes: notes.clone(), identities: identities.clone() };
+            if let Err(e) = admin::serve_socket(admin_listener, socket, ctx).await {
                 eprintln!("warning: the admin socket failed ({e}); operator commands need the server stopped");
             }
         }
@@ -310,6 +312,10 @@ fn run() -> Result<()> {
             });
         }
         Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
+        Command::Export { username, out, data } => {
+            let out = std::path::absolute(&out).context("--out")?;
+            (data, OperatorCommand::Export { username, out })
+        }
     };
     match runtime.block_on(operator(&data.data, &cmd))? {
         Done::Enrollment(e) => print_enrollment(&e),
@@ -345,7 +351,11 @@ async fn operator_with(
     if let Some(m) = mailer {
         accounts = accounts.with_mailer(m);
     }
-    let e = admin::execute(&accounts, cmd)?;
+    let open = |dir: &str| Store::open(&data.join(dir)).with_context(|| format!("opening the {dir} store"));
+    let ctx = admin::Context { accounts: accounts.clone(), notes: open("notes")?, identities: open("identities")? };
+    let e = admin::execute(&ctx, cmd).await?;
+    ctx.notes.flush().await?;
+    ctx.identities.flush().await?;
     accounts.flush().await?;
     accounts.mail_sent(MAIL_GRACE).await;
     Ok(e)

@@ -156,6 +156,31 @@ fn applied<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, Stor
     })
 }
 
+/// A vault's whole content, owned (`Store::export_vault`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedVault {
+    /// The vault.
+    pub vault: VaultId,
+    /// Its current manifest.
+    pub manifest: Vec<u8>,
+    /// Every manifest update, from counter 1.
+    pub updates: Vec<Vec<u8>>,
+    /// Every record with every stored version, oldest first, ascending ids.
+    pub records: Vec<(RecordId, Vec<Vec<u8>>)>,
+}
+
+impl ExportedVault {
+    /// The export format's view of it (FORMAT.md §12).
+    pub fn borrowed(&self) -> kluis_core::export::VaultExport<'_> {
+        kluis_core::export::VaultExport {
+            vault: self.vault,
+            manifest: &self.manifest,
+            updates: self.updates.iter().map(Vec::as_slice).collect(),
+            records: self.records.iter().map(|(id, v)| (*id, v.iter().map(Vec::as_slice).collect())).collect(),
+        }
+    }
+}
+
 /// What a vault takes in a store (`Store::usage`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
@@ -405,6 +430,53 @@ impl Store {
             usage.bytes += v?.len() as u64;
         }
         Ok(usage)
+    }
+
+    /// Everything a vault holds, for an export (FORMAT.md §12): the current manifest, every
+    /// manifest update from counter 1, and every stored version of every record (deleted ones'
+    /// too), from one consistent state.
+    pub async fn export_vault(&self, vault: &VaultId) -> Result<ExportedVault, StoreError> {
+        let vault = *vault;
+        self.read(&vault, move |s| {
+            let manifest = s.head_unlocked(&vault)?;
+            let updates = s.updates_since(&vault, 0)?;
+            let mut records: Vec<(RecordId, Vec<Vec<u8>>)> = Vec::new();
+            for kv in s.records.scan_prefix(vault.to_bytes()) {
+                let (k, v) = kv?;
+                let id: [u8; 16] = k
+                    .get(16..32)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(StoreError::Corrupt("stored key unreadable"))?;
+                let id = RecordId::from_bytes(id);
+                match records.last_mut() {
+                    Some((last, versions)) if *last == id => versions.push(v.to_vec()),
+                    _ => records.push((id, vec![v.to_vec()])),
+                }
+            }
+            Ok(ExportedVault { vault, manifest, updates, records })
+        })
+        .await
+    }
+
+    /// Deletes `owner`'s vault from this store: its head, entries, every record version, every
+    /// update and its ownership, in one transaction per tree under the vault's write lock
+    /// (FORMAT.md §9.1). Returns whether there was one. sled's log may keep the old pages until
+    /// it rewrites them; they hold only ciphertext (THREAT-MODEL.md).
+    pub async fn purge_owner(&self, owner: [u8; 16]) -> Result<bool, StoreError> {
+        let Some(vault) = self.vault_of(&owner)? else { return Ok(false) };
+        let write = self.lock(&vault).write_owned().await;
+        let id = vault.to_bytes();
+        for tree in [&self.entries, &self.records, &self.updates] {
+            for k in tree.scan_prefix(id).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        self.heads.remove(id)?;
+        self.owners.remove(id)?;
+        self.by_owner.remove(owner)?;
+        self.flush().await?;
+        drop(write);
+        Ok(true)
     }
 
     /// Every stored version of a record, oldest first.

@@ -436,6 +436,8 @@ pub enum EventKind {
     UserEnabled,
     /// An admin saw the IP addresses of the account's sign-ins and writes, for the reason given.
     IpRelease,
+    /// The operator exported the account's vaults (for break-glass recovery or for the user).
+    Exported,
 }
 
 /// A password reset link; the tree key is the hash of its token.
