@@ -77,9 +77,9 @@
   // "cookies"): the highest manifest seen per vault, and the device key (FORMAT.md §11).
   function deviceDb() {
     return new Promise((resolve, reject) => {
-      const open = indexedDB.open("kluis-device", 2);
+      const open = indexedDB.open("kluis-device", 3);
       open.onupgradeneeded = () => {
-        for (const store of ["high-water", "device-key"]) {
+        for (const store of ["high-water", "device-key", "audit-head"]) {
           if (!open.result.objectStoreNames.contains(store)) open.result.createObjectStore(store);
         }
       };
@@ -1055,10 +1055,14 @@
       $("practice-outbox").hidden = !account?.mail_to_outbox;
       $("invite-shown").hidden = true;
       $("release-list").replaceChildren();
+      $("audit-state").textContent = "";
+      $("audit-warning").hidden = true;
+      $("audit-accept").hidden = true;
       say("");
       show("practice");
       await showMembers();
       await showPracticeLogs();
+      await checkAudit();
     } catch (e) { say(T("app.error") + e.message); }
   });
 
@@ -1134,6 +1138,93 @@
       detail: e.detail ?? "",
     });
   }
+
+  // ---- the practice's audit trail: checked here, anchored in this browser ------------------
+  // Each entry's hash is SHA-256("kluis/v1/audit" ‖ 0x00 ‖ prev ‖ seq LF at_ms LF kind LF subject
+  // LF actor LF object) (FORMAT.md §9.6). This browser keeps the last head it saw and checks
+  // that the trail only grows from it: a server that rewrites or shortens it is caught here.
+
+  const AUDIT_LABEL = new TextEncoder().encode("kluis/v1/audit");
+  const fromHex = (h) => Uint8Array.from(h.match(/../g) || [], (b) => parseInt(b, 16));
+  const toHex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+
+  async function entryHash(prevHex, e) {
+    const line = new TextEncoder().encode([e.seq, e.at_ms, e.kind, e.subject ?? "", e.actor, e.object].join("\n"));
+    const prev = fromHex(prevHex);
+    const bytes = new Uint8Array(AUDIT_LABEL.length + 1 + prev.length + line.length);
+    bytes.set(AUDIT_LABEL, 0);
+    bytes.set(prev, AUDIT_LABEL.length + 1);
+    bytes.set(line, AUDIT_LABEL.length + 1 + prev.length);
+    return toHex(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  const auditStore = {
+    async get(key) {
+      const db = await deviceDb();
+      return new Promise((resolve) => {
+        const r = db.transaction("audit-head").objectStore("audit-head").get(key);
+        r.onsuccess = () => resolve(r.result || null);
+        r.onerror = () => resolve(null);
+      });
+    },
+    async put(key, value) {
+      const db = await deviceDb();
+      await new Promise((resolve, reject) => {
+        const tx = db.transaction("audit-head", "readwrite");
+        tx.objectStore("audit-head").put(value, key);
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+      });
+    },
+  };
+
+  let auditNow = null; // the head just read, for "take the trail as it is now"
+
+  async function checkAudit() {
+    const key = `practice:${account.practice}`;
+    const seen = await auditStore.get(key);
+    let since = seen ? seen.seq - 1 : 0;
+    let last = null; // {seq, hash} verified so far
+    let why = null;
+    let restored = null;
+    for (;;) {
+      const page = await api("GET", `/api/practice/audit?since=${since}`);
+      for (const e of page.entries) {
+        if (!last && seen) {
+          if (e.seq !== seen.seq || e.hash !== seen.hash) { why = T("audit.why-gone"); break; }
+        } else {
+          const prev = last ? last.hash : "0".repeat(64);
+          if (e.seq !== (last ? last.seq + 1 : 1) || e.prev !== prev) { why = T("audit.why-link", { seq: e.seq }); break; }
+        }
+        if (await entryHash(e.prev, e) !== e.hash) { why = T("audit.why-hash", { seq: e.seq }); break; }
+        if (e.kind === "restored") restored = e;
+        last = { seq: e.seq, hash: e.hash };
+      }
+      if (why || page.entries.length < 1000) { auditNow = page.head; break; }
+      since = last.seq;
+    }
+    if (seen && !why && !last) why = T("audit.why-gone"); // shorter than what this browser saw
+    const head = auditNow ? `${auditNow.seq}:${auditNow.hash}` : "–";
+    $("audit-warning").hidden = !why;
+    $("audit-accept").hidden = !why;
+    if (why) {
+      $("audit-warning").textContent = T("audit.broken", { seen: seen.seq, when: when(seen.at), why })
+        + (restored ? T("audit.restored", { when: when(restored.at_ms) }) : "");
+      $("audit-state").textContent = "";
+      return;
+    }
+    $("audit-state").textContent = seen
+      ? T("audit.grows", { n: last?.seq ?? 0, seen: seen.seq, when: when(seen.at), head })
+      : T("audit.first", { n: last?.seq ?? 0, head });
+    if (last) await auditStore.put(key, { seq: last.seq, hash: last.hash, at: Date.now() });
+  }
+
+  $("audit-accept").addEventListener("click", async () => {
+    if (!auditNow) return;
+    await auditStore.put(`practice:${account.practice}`, { seq: auditNow.seq, hash: auditNow.hash, at: Date.now() });
+    say(T("audit.accepted"));
+    await checkAudit();
+  });
 
   async function showPracticeLogs() {
     const [history, events] = await Promise.all([api("GET", "/api/practice/sign-ins"), api("GET", "/api/practice/events")]);

@@ -687,6 +687,26 @@ test("a server that alters a record, swaps a version, leaves a record out or rep
   proxy.mode = "pass";
   await unlock();
   await page.getByRole("heading", { name: "Your vault", exact: true }).waitFor();
+
+  // The practice's audit trail: the admin's browser keeps the head it saw, and a server that
+  // shortens or rewrites the trail is caught at the next look.
+  const practice = async () => {
+    await page.getByRole("button", { name: "Practice settings" }).click();
+    await page.getByRole("heading", { name: "Practice settings" }).waitFor();
+    await page.locator("#audit-state:not(:empty), #audit-warning:not([hidden])").first().waitFor();
+  };
+  await practice();
+  assert.match(await page.locator("#audit-state").textContent(), /entries, each chained to the one before/);
+  await page.getByRole("button", { name: "Back" }).click();
+  await practice();
+  assert.match(await page.locator("#audit-state").textContent(), /continues the entry \d+ that this browser saw/);
+  for (const mode of ["audit-cut", "audit-rewrite"]) {
+    proxy.mode = mode;
+    await page.getByRole("button", { name: "Back" }).click();
+    await practice();
+    assert.match(await page.locator("#audit-warning").textContent(), /does not continue the entry \d+ that this browser saw/, mode);
+  }
+  proxy.mode = "pass";
   await context.close();
   proxy.server.close();
 });
@@ -912,6 +932,7 @@ test("support sees only what a user's code allows while the user watches and end
   await u.locator("#release-list li").first().waitFor();
   assert.match(await u.locator("#release-list").textContent(), /sign-in .* 127\.0\.0\.1/);
   await u.locator("#practice-events li", { hasText: "saw the addresses of dora" }).waitFor();
+  assert.match(await u.locator("#audit-state").textContent(), /entries, each chained/);
   const doraTold = await mailSince(start, (m) => m.includes("To: dora@example.org") && m.includes("looked up your sign-in addresses"));
   assert.match(doraTold, /Police request, reference 2026-117/);
   for (const ctx of [ctxS, ctxX, ctxU]) await ctx.close();

@@ -31,6 +31,13 @@ export function startProxy({ target, cert, key }) {
         if (proxy.mode === "drop" && /\/sync\?/.test(req.url) && up.statusCode === 200) {
           body = dropLastRecord(body);
         }
+        // The practice's audit trail: its last entry left out, or its first entry rewritten.
+        if (/^\/api\/practice\/audit/.test(req.url) && up.statusCode === 200 && proxy.mode.startsWith("audit-")) {
+          const doc = JSON.parse(body);
+          if (proxy.mode === "audit-cut") doc.entries.pop();
+          if (proxy.mode === "audit-rewrite" && doc.entries.length) doc.entries[0].kind = "password-reset";
+          body = Buffer.from(JSON.stringify(doc));
+        }
         const vault = req.url.match(/^\/api\/vaults\/([0-9a-f]{32})\/sync\?/)?.[1];
         if (vault && up.statusCode === 200) {
           if (!proxy.seen.has(vault)) proxy.seen.set(vault, parseSync(body).records);

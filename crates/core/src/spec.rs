@@ -160,6 +160,6 @@ pub const MAX_SYNC_BYTES: usize = 1024 * 1024 * 1024;
 /// The export format's version (§12).
 pub const EXPORT_VERSION: u64 = 1;
 /// Largest export a reader accepts (§12), checked before parsing.
-pub const MAX_EXPORT_BYTES: usize = 4 * 1024 * 1024 * 1024;
+pub const MAX_EXPORT_BYTES: usize = 2 * 1024 * 1024 * 1024 - 1;
 /// Most updates, records, or versions of one record in an export (§12).
 pub const MAX_EXPORT_ITEMS: u64 = MAX_COUNTER;

@@ -12,6 +12,7 @@ pub mod throttle;
 pub mod username;
 
 pub mod agent;
+pub mod audit;
 pub mod devices;
 pub mod second_factor;
 
@@ -84,6 +85,9 @@ pub enum AccountError {
     /// Too many hashes waiting (HTTP 503).
     #[error("the server is busy; try again in a moment")]
     Busy,
+    /// A check of stored data failed (an audit chain that does not verify), with the report.
+    #[error("{0}")]
+    CheckFailed(String),
     /// Too many wrong codes: wait this many milliseconds (HTTP 429).
     #[error("too many wrong codes; wait before trying again")]
     Throttled(u64),
@@ -118,6 +122,8 @@ pub struct Accounts {
     support_codes: Tree,
     support_actions: Tree,
     writes: Tree,
+    audit_entries: Tree,
+    audit_heads: Tree,
     clock: Clock,
     hasher: Hasher,
     throttle: std::sync::Arc<throttle::Throttle>,
@@ -127,6 +133,7 @@ pub struct Accounts {
     tickets: std::sync::Arc<tickets::Tickets>,
     challenges: std::sync::Arc<devices::Challenges>,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    audit_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
@@ -173,6 +180,8 @@ impl Accounts {
             support_codes: db.open_tree("support_codes")?,
             support_actions: db.open_tree("support_actions")?,
             writes: db.open_tree("writes")?,
+            audit_entries: db.open_tree("audit")?,
+            audit_heads: db.open_tree("audit_heads")?,
             db,
             clock,
             hasher,
@@ -183,6 +192,7 @@ impl Accounts {
             tickets: std::sync::Arc::default(),
             challenges: std::sync::Arc::default(),
             in_flight: std::sync::Arc::default(),
+            audit_lock: std::sync::Arc::default(),
         })
     }
 
@@ -268,6 +278,17 @@ impl Accounts {
         let seq = self.db.generate_id()?;
         let key = [&prefix[..], &event.at_ms.to_be_bytes(), &seq.to_be_bytes()].concat();
         self.events.insert(key, to_json(event)?)?;
+        // The audit trail holds its kind and ids only (never the names, reasons or evidence).
+        let kind =
+            serde_json::to_value(event.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let object = match event.kind {
+            model::EventKind::SupportCodeCreated
+            | model::EventKind::SupportSessionStarted
+            | model::EventKind::SupportSessionEnded => event.detail.clone().unwrap_or_default(),
+            _ => event.device.clone().unwrap_or_default(),
+        };
+        let actor = self.actor_of(&event.by, &event.user);
+        self.audit(&Id(prefix), &kind, Some(&event.user), &actor, &object)?;
         Ok(())
     }
 

@@ -99,6 +99,22 @@ pub enum OperatorCommand {
         /// How (`in-person`, `video-call`, `phone-callback`, `other`).
         evidence: crate::accounts::model::Evidence,
     },
+    /// Verifies the audit chains (one practice's, or all), optionally against a head the
+    /// operator or an admin wrote down (`SEQ:HASH`).
+    AuditVerify {
+        /// The practice's name; none: every chain.
+        practice: Option<String>,
+        /// The head that must be on the chain.
+        expect: Option<String>,
+    },
+    /// Writes one practice's audit trail with its security events to a file (for a
+    /// data-breach procedure, docs/BREACH.md).
+    AuditExport {
+        /// The practice's name; none: the operator's chain.
+        practice: Option<String>,
+        /// Where (an absolute path; not overwritten).
+        out: PathBuf,
+    },
     /// Writes a practitioner's two vaults, whole, into an export file (FORMAT.md §12).
     Export {
         /// The username.
@@ -225,9 +241,102 @@ fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, 
                  (recorded, with who checked their identity and how)"
             )));
         }
+        OperatorCommand::AuditVerify { practice, expect } => {
+            return audit_verify(accounts, practice.as_deref(), expect.as_deref());
+        }
+        OperatorCommand::AuditExport { practice, out } => return audit_export(accounts, practice.as_deref(), out),
         OperatorCommand::Export { .. } => return Err(AccountError::Internal("export runs with the stores")),
     };
     e.map(Done::Enrollment)
+}
+
+/// The chain of a practice by name, or the operator's.
+fn chain_of(accounts: &Accounts, practice: Option<&str>) -> Result<(crate::accounts::model::Id, String), AccountError> {
+    match practice {
+        Some(name) => {
+            let p = accounts.practice_by_name(name)?.ok_or(AccountError::Invalid("no practice has that name"))?;
+            Ok((p.id, p.name))
+        }
+        None => Ok((crate::accounts::audit::OPERATOR_CHAIN, "the operator".to_owned())),
+    }
+}
+
+/// Parses `SEQ:HASH`.
+fn parse_head(text: &str) -> Result<crate::accounts::audit::AuditHead, AccountError> {
+    let bad = AccountError::Invalid("--expect-head is SEQ:HASH, as the admin console or `audit verify` shows it");
+    let (seq, hash) = text.trim().split_once(':').ok_or(AccountError::Invalid("--expect-head is SEQ:HASH"))?;
+    let seq = seq.parse().map_err(|_| AccountError::Invalid("--expect-head is SEQ:HASH"))?;
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(hash, &mut h).map_err(|_| bad)?;
+    Ok(crate::accounts::audit::AuditHead { seq, hash: h })
+}
+
+fn audit_verify(accounts: &Accounts, practice: Option<&str>, expect: Option<&str>) -> Result<Done, AccountError> {
+    let expect = expect.map(parse_head).transpose()?;
+    let chains = match practice {
+        Some(_) => vec![chain_of(accounts, practice)?],
+        None => accounts
+            .audit_chains()?
+            .into_iter()
+            .map(|id| {
+                let name = if id == crate::accounts::audit::OPERATOR_CHAIN {
+                    "the operator".to_owned()
+                } else {
+                    accounts.practice(&id).map(|p| p.name).unwrap_or_else(|_| id.to_string())
+                };
+                (id, name)
+            })
+            .collect(),
+    };
+    let mut lines = Vec::new();
+    let mut broken = false;
+    for (id, name) in chains {
+        match accounts.verify_audit(&id, expect.as_ref())? {
+            Ok(Some(h)) => lines.push(format!("{name}: {} entries, head {}:{}", h.seq, h.seq, hex::encode(h.hash))),
+            Ok(None) => lines.push(format!("{name}: no entries")),
+            Err(b) => {
+                broken = true;
+                lines.push(format!("{name}: BROKEN: {b}"));
+            }
+        }
+    }
+    if broken {
+        return Err(AccountError::CheckFailed(lines.join("\n")));
+    }
+    Ok(Done::Message(lines.join("\n")))
+}
+
+fn audit_export(accounts: &Accounts, practice: Option<&str>, out: &Path) -> Result<Done, AccountError> {
+    let (id, name) = chain_of(accounts, practice)?;
+    let mut entries = Vec::new();
+    loop {
+        let since = entries.last().map_or(0, |e: &crate::accounts::audit::AuditEntry| e.seq);
+        let page = accounts.audit_entries(&id, since, crate::accounts::audit::AUDIT_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        entries.extend(page);
+    }
+    let verified = accounts.verify_audit(&id, None)?;
+    let events = accounts.events((id != crate::accounts::audit::OPERATOR_CHAIN).then_some(&id), usize::MAX)?;
+    let doc = serde_json::json!({
+        "format": "kluis-audit-export/v1",
+        "chain": id,
+        "practice": name,
+        "verified": verified.is_ok(),
+        "head": accounts.audit_head(&id)?,
+        "entries": entries,
+        "events": events,
+    });
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(|_| AccountError::Internal("encoding the export failed"))?;
+    write_new_file(out, &bytes)
+        .map_err(|_| AccountError::Invalid("the audit export could not be written (does the file exist?)"))?;
+    Ok(Done::Message(format!(
+        "{name}: {} audit entries and {} security events written to {}",
+        entries.len(),
+        events.len(),
+        out.display()
+    )))
 }
 
 /// The socket's path for a data directory.

@@ -64,6 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/practice/users/{username}/enable"),
     ("POST", "/api/practice/users/{username}/invitation"),
     ("POST", "/api/practice/ip-release"),
+    ("GET", "/api/practice/audit"),
     ("GET", "/api/account/support"),
     ("POST", "/api/account/support"),
     ("DELETE", "/api/account/support/{id}"),
@@ -139,6 +140,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/practice/users/{username}/enable", post(account::enable_member))
         .route("/api/practice/users/{username}/invitation", post(account::resend_invitation))
         .route("/api/practice/ip-release", post(account::ip_release).layer(json))
+        .route("/api/practice/audit", get(account::practice_audit))
         .route("/api/account/support", get(support::list).post(support::create).layer(json))
         .route("/api/account/support/{id}", delete(support::end))
         .route("/api/support/redeem", post(support::redeem).layer(json))

@@ -41,6 +41,9 @@ pub enum Command {
     /// The operator's support staff (in no practice; they never reach records).
     #[command(subcommand)]
     Support(SupportCommand),
+    /// The audit trail: verify the chains, or export one for a data-breach procedure.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Write a practitioner's two vaults, whole (every version, manifest and sealed escrow
     /// copy), into an export file that the practice's break-glass holder opens with
     /// `kluis-keys escrow recover` (FORMAT.md §12). It holds ciphertext only.
@@ -49,6 +52,35 @@ pub enum Command {
         #[arg(long = "user", value_name = "USERNAME")]
         username: String,
         /// The export file to write (a new file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// `audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that every chain (or one practice's) is whole, and holds a head written down earlier.
+    Verify {
+        /// Only this practice's chain.
+        #[arg(long, value_name = "NAME")]
+        practice: Option<String>,
+        /// A head the admin console showed, or an earlier `audit verify` printed: SEQ:HASH.
+        #[arg(long = "expect-head", value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Write a practice's audit trail and security events to a JSON file (docs/BREACH.md).
+    Export {
+        /// The practice (none: the operator's own chain).
+        #[arg(long, value_name = "NAME")]
+        practice: Option<String>,
+        /// The file to write (a new file).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Data directory.

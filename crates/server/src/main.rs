@@ -14,8 +14,8 @@ use kluis_server::accounts::model::Role;
 use kluis_server::accounts::{Accounts, Enrollment};
 use kluis_server::admin::{self, Done, OperatorCommand};
 use kluis_server::clock::Clock;
+use kluis_server::config::{AuditCommand, PracticeCommand, SupportCommand, UserCommand};
 use kluis_server::config::{Cli, Command, Serve};
-use kluis_server::config::{PracticeCommand, SupportCommand, UserCommand};
 use kluis_server::http::{AppState, app, redirect_app};
 use kluis_server::store::Store;
 
@@ -312,6 +312,13 @@ fn run() -> Result<()> {
             });
         }
         Command::Support(SupportCommand::Add { username, data }) => (data, OperatorCommand::SupportAdd { username }),
+        Command::Audit(AuditCommand::Verify { practice, expect_head, data }) => {
+            (data, OperatorCommand::AuditVerify { practice, expect: expect_head })
+        }
+        Command::Audit(AuditCommand::Export { practice, out, data }) => {
+            let out = std::path::absolute(&out).context("--out")?;
+            (data, OperatorCommand::AuditExport { practice, out })
+        }
         Command::Export { username, out, data } => {
             let out = std::path::absolute(&out).context("--out")?;
             (data, OperatorCommand::Export { username, out })

