@@ -82,3 +82,22 @@ pub fn export(data: &[u8]) {
         }
     }
 }
+
+pub fn backup(data: &[u8]) {
+    use kluis_core::backup::{Decoded, decode, decode_item};
+    if let Ok(b) = decode(data) {
+        if b.encode() != data {
+            panic!("accepted a non-canonical backup");
+        }
+    }
+    // Streaming: a prefix of an item is always "incomplete", and asks for more than it has.
+    let items = data.get(kluis_core::spec::BACKUP_HEADER_BYTES..).unwrap_or_default();
+    if let Ok(Decoded::Item(_, used)) = decode_item(items) {
+        for cut in 0..used.min(4096) {
+            match decode_item(&items[..cut]) {
+                Ok(Decoded::Incomplete(need)) if need > cut => {}
+                other => panic!("a {cut}-byte prefix of a {used}-byte item gave {other:?}"),
+            }
+        }
+    }
+}

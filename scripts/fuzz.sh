@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-300}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(envelope manifest key_file paper wire export)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(envelope manifest key_file paper wire export backup)
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"

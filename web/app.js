@@ -1204,12 +1204,21 @@
       since = last.seq;
     }
     if (seen && !why && !last) why = T("audit.why-gone"); // shorter than what this browser saw
+    if (why && auditNow && !restored) {
+      // A restore from backup shortens the trail and says so in an entry near its end.
+      const tail = await api("GET", `/api/practice/audit?since=${Math.max(0, auditNow.seq - 20)}`);
+      restored = tail.entries.filter((e) => e.kind === "restored").pop() || null;
+    }
     const head = auditNow ? `${auditNow.seq}:${auditNow.hash}` : "–";
     $("audit-warning").hidden = !why;
     $("audit-accept").hidden = !why;
     if (why) {
       $("audit-warning").textContent = T("audit.broken", { seen: seen.seq, when: when(seen.at), why })
-        + (restored ? T("audit.restored", { when: when(restored.at_ms) }) : "");
+        + (restored ? T("audit.restored", {
+          seq: restored.seq,
+          when: when(restored.at_ms),
+          taken: when(Number(restored.object.split("@")[1]) || restored.at_ms),
+        }) : "");
       $("audit-state").textContent = "";
       return;
     }

@@ -129,7 +129,7 @@ const KLUIS_TEXT = {
   "audit.first": "{n} entries, each chained to the one before (checked in this browser). Head {head}: write it down now and then; `kluis-server audit verify --expect-head` checks it.",
   "audit.grows": "{n} entries, checked in this browser: the trail continues the entry {seen} that this browser saw on {when}. Head {head}.",
   "audit.broken": "Warning: the practice's audit trail does not continue the entry {seen} that this browser saw on {when} ({why}). Someone changed or shortened it on the server.",
-  "audit.restored": " It says it was restored from a backup on {when}: entries after that backup were lost.",
+  "audit.restored": " Its entry {seq} says the server was restored on {when} from a backup taken on {taken}: what happened between the two is not in the trail. Ask whoever runs your server whether they restored it; if they did not, treat this as a break-in (docs/BREACH.md).",
   "audit.why-gone": "that entry is gone or different",
   "audit.why-link": "entry {seq} does not follow the one before",
   "audit.why-hash": "entry {seq} does not hash to what it says",

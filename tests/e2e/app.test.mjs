@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -1088,5 +1088,62 @@ test("a forgotten password: a link by e-mail, a new password on the page it open
   await page.getByText(/wrong username, password or code/).waitFor();
   await signIn(page, "dora", fresh);
   await page.getByRole("heading", { name: "Account and security" }).waitFor();
+  await context.close();
+});
+
+test("backup and restore: the operator restores the server onto a new directory, its users sign in again, and the admin's browser is told the trail was restored", async () => {
+  const data = join(dir, "data");
+  const added = execFileSync(bin("kluis-server"), ["practice", "add", "Praktijk Herstel", "--admin", "bea", "--data", data], { encoding: "utf8" });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  await enrollWith(page, added.match(/enrollment code:\s+(\S+)/)[1], "bea@example.org");
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  const practice = async () => {
+    await page.getByRole("button", { name: "Practice settings" }).click();
+    await page.getByRole("heading", { name: "Practice settings" }).waitFor();
+    await page.locator("#audit-state:not(:empty), #audit-warning:not([hidden])").first().waitFor();
+  };
+  await practice();
+  assert.match(await page.locator("#audit-state").textContent(), /entries, each chained to the one before/);
+
+  // The operator's key pair, and a backup through the running server.
+  const identity = join(dir, "operator.age");
+  const recipient = execFileSync(bin("kluis-server"), ["backup-identity", "--out", identity], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  const backupFile = join(dir, "practice.kluis-backup");
+  const taken = execFileSync(bin("kluis-server"), ["backup", "--out", backupFile, "--recipient", recipient, "--data", data], { encoding: "utf8" });
+  const signingKey = taken.match(/signed with (ed25519:[0-9a-f]{64})/)[1];
+
+  // Life goes on after the backup: bea signs out and in, and her browser sees the trail grow.
+  await page.getByRole("button", { name: "Back" }).click();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, "bea");
+  await practice();
+  assert.match(await page.locator("#audit-state").textContent(), /continues the entry \d+ that this browser saw/);
+
+  // The server's disk is lost. The operator restores the backup onto a new directory (a
+  // directory that holds anything is refused) and starts the server on it.
+  await stopServer();
+  const refused = spawnSync(bin("kluis-server"), ["restore", "--from", backupFile, "--identity", identity, "--signing-key", signingKey, "--data", data], { encoding: "utf8" });
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /is not empty/);
+  renameSync(data, join(dir, "data-lost"));
+  const restored = execFileSync(bin("kluis-server"), ["restore", "--from", backupFile, "--identity", identity, "--signing-key", signingKey, "--data", data], { encoding: "utf8" });
+  assert.match(restored, /restored backup [0-9a-f]{16}/);
+  server = await startServer();
+
+  // Bea's browser is still trusted (it was enrolled before the backup); her admin view says
+  // the trail is shorter than what it saw, and why.
+  await page.goto(url);
+  await signIn(page, "bea");
+  await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  await practice();
+  const warning = await page.locator("#audit-warning").textContent();
+  assert.match(warning, /does not continue the entry \d+ that this browser saw/);
+  assert.match(warning, /says the server was restored on .+ from a backup taken on /);
+  await page.getByRole("button", { name: /Take the trail as it is now/ }).click();
+  await page.getByRole("button", { name: "Back" }).click();
+  await practice();
+  assert.match(await page.locator("#audit-state").textContent(), /continues the entry \d+ that this browser saw/);
   await context.close();
 });

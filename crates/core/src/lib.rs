@@ -13,6 +13,7 @@
 //! constant time and never print. Authentication failures are opaque ([`Error::Decrypt`]).
 #![warn(missing_docs)]
 
+pub mod backup;
 mod cbor;
 pub mod envelope;
 mod error;

@@ -163,3 +163,24 @@ pub const EXPORT_VERSION: u64 = 1;
 pub const MAX_EXPORT_BYTES: usize = 2 * 1024 * 1024 * 1024 - 1;
 /// Most updates, records, or versions of one record in an export (§12).
 pub const MAX_EXPORT_ITEMS: u64 = MAX_COUNTER;
+
+// ---- FORMAT.md §13 Server backup --------------------------------------------------------------
+
+/// The first bytes of a server backup's plaintext (§13.1).
+pub const BACKUP_MAGIC: &[u8; 16] = b"kluis-backup/v1\n";
+/// Bytes of the plaintext's header: the magic and the creation time (§13.1).
+pub const BACKUP_HEADER_BYTES: usize = 16 + 8;
+/// What the signed message starts with, then a zero byte and the digest (§13.3).
+pub const BACKUP_SIGNATURE_LABEL: &[u8] = b"kluis/v1/backup";
+/// Longest name of a file item (§13.2).
+pub const MAX_BACKUP_FILE_NAME: usize = 32;
+/// Largest file item (§13.2): key files, not data.
+pub const MAX_BACKUP_FILE_BYTES: usize = 4096;
+/// Longest key of a pair (§13.2).
+pub const MAX_BACKUP_KEY_BYTES: usize = 4096;
+/// Largest value of a pair (§13.2): a manifest of the largest size fits.
+pub const MAX_BACKUP_VALUE_BYTES: usize = MAX_MANIFEST_BYTES;
+/// Bytes of the signer's Ed25519 public key and of a signature (§13.3).
+pub const BACKUP_PUBLIC_KEY_BYTES: usize = 32;
+/// Bytes of an Ed25519 signature (§13.3).
+pub const BACKUP_SIGNATURE_BYTES: usize = 64;

@@ -54,3 +54,8 @@ fn wire_seeds() {
 fn export_seeds() {
     assert!(replay("export", checks::export) >= 4);
 }
+
+#[test]
+fn backup_seeds() {
+    assert!(replay("backup", checks::backup) >= 4);
+}

@@ -134,6 +134,7 @@ pub struct Accounts {
     challenges: std::sync::Arc<devices::Challenges>,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     audit_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    pause: crate::pause::WritePause,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, AccountError> {
@@ -193,7 +194,18 @@ impl Accounts {
             challenges: std::sync::Arc::default(),
             in_flight: std::sync::Arc::default(),
             audit_lock: std::sync::Arc::default(),
+            pause: crate::pause::WritePause::default(),
         })
+    }
+
+    /// The pause every write takes part in, and a backup takes (`pause.rs`).
+    pub fn write_pause(&self) -> &crate::pause::WritePause {
+        &self.pause
+    }
+
+    /// The sled database, for a backup's snapshot and a restore.
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Uses `key` to seal and open the secrets the server reads back (TOTP secrets).
@@ -217,7 +229,7 @@ impl Accounts {
         Ok(())
     }
 
-    fn flush_blocking(&self) -> Result<(), AccountError> {
+    pub(crate) fn flush_blocking(&self) -> Result<(), AccountError> {
         self.db.flush()?;
         Ok(())
     }

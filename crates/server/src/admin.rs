@@ -26,6 +26,8 @@ pub struct Context {
     pub notes: Store,
     /// The identities vaults.
     pub identities: Store,
+    /// The key files a backup carries.
+    pub keys: crate::backup::snapshot::KeyFiles,
 }
 
 /// What can go wrong with an operator command.
@@ -37,6 +39,9 @@ pub enum OperatorError {
     /// From a vault store.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// From a backup.
+    #[error("{0}")]
+    Backup(#[from] crate::backup::BackupError),
     /// A file could not be written, with what and why.
     #[error("{0}")]
     File(String),
@@ -122,6 +127,14 @@ pub enum OperatorCommand {
         /// Where (an absolute path; not overwritten).
         out: PathBuf,
     },
+    /// Takes a backup of everything into a new file, encrypted to the recipients and signed
+    /// (FORMAT.md §13).
+    Backup {
+        /// Where (an absolute path; not overwritten).
+        out: PathBuf,
+        /// The age recipients (`age1…`).
+        recipients: Vec<String>,
+    },
 }
 
 /// The answer on the socket.
@@ -146,7 +159,23 @@ pub enum Done {
 pub async fn execute(ctx: &Context, cmd: &OperatorCommand) -> Result<Done, OperatorError> {
     match cmd {
         OperatorCommand::Export { username, out } => export(ctx, username, out).await,
+        OperatorCommand::Backup { out, recipients } => {
+            let recipients = crate::backup::parse_recipients(recipients)?;
+            let s = crate::backup::snapshot::take(ctx, out, recipients).await?;
+            Ok(Done::Message(format!(
+                "backup {} written to {}: {} entries, {} bytes, encrypted to the recipients given; writes waited {} \
+                 ms\nsigned with {}",
+                s.id,
+                s.file.display(),
+                s.pairs,
+                s.bytes,
+                s.paused_ms,
+                s.signed_by
+            )))
+        }
         _ => {
+            // Commands that change accounts wait while a backup runs.
+            let _writing = ctx.accounts.write_pause().writing().await;
             let (accounts, cmd) = (ctx.accounts.clone(), cmd.clone());
             tokio::task::spawn_blocking(move || execute_accounts(&accounts, &cmd))
                 .await
@@ -164,15 +193,24 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), OperatorError> {
         return Err(OperatorError::File(format!("{} exists already: give a new file", path.display())));
     }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir).map_err(fail)?;
-    tmp.1.write_all(bytes).and_then(|()| tmp.1.sync_all()).map_err(fail)?;
-    std::fs::hard_link(&tmp.0, path).map_err(fail)?;
-    std::fs::remove_file(&tmp.0).map_err(fail)?;
+    let mut tmp = new_file_in(dir).map_err(fail)?;
+    let linked = tmp.1.write_all(bytes).and_then(|()| tmp.1.sync_all()).and_then(|()| std::fs::hard_link(&tmp.0, path));
+    let _ = std::fs::remove_file(&tmp.0);
+    linked.map_err(fail)?;
+    sync_dir(dir);
     Ok(())
 }
 
-/// A new private file next to where the real one goes.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+/// Syncs a directory, so that a file just linked into it survives a crash (best effort: not
+/// every file system can).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A new private file (mode 0600) with a random name in `dir`, next to where the real one goes.
+pub fn new_file_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -245,7 +283,9 @@ fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, 
             return audit_verify(accounts, practice.as_deref(), expect.as_deref());
         }
         OperatorCommand::AuditExport { practice, out } => return audit_export(accounts, practice.as_deref(), out),
-        OperatorCommand::Export { .. } => return Err(AccountError::Internal("export runs with the stores")),
+        OperatorCommand::Export { .. } | OperatorCommand::Backup { .. } => {
+            return Err(AccountError::Internal("this command runs with the stores"));
+        }
     };
     e.map(Done::Enrollment)
 }

@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve kluis over HTTPS.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Create the first practice and its admin (who is also a practitioner), and print the
     /// admin's enrollment code.
     Init {
@@ -57,6 +57,54 @@ pub enum Command {
         /// Data directory.
         #[command(flatten)]
         data: DataDir,
+    },
+    /// Take a backup of everything (the three stores and the keys a new machine needs) into a
+    /// new file, encrypted to the operator's age recipients and signed by this server
+    /// (FORMAT.md §13). Writes pause while it is taken.
+    Backup {
+        /// The backup file to write (a new file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// An age recipient (`age1…`) who can open it; repeat for more.
+        #[arg(
+            long = "recipient",
+            env = "KLUIS_BACKUP_RECIPIENT",
+            value_name = "AGE1…",
+            value_delimiter = ',',
+            required = true
+        )]
+        recipients: Vec<String>,
+        /// The server key, if not DATA/server.key (only when the server is stopped; a running
+        /// server backs up its own).
+        #[arg(long = "server-key", env = "KLUIS_SERVER_KEY", value_name = "FILE")]
+        server_key: Option<PathBuf>,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Restore a backup into a new (or empty) data directory, after checking that it decrypts
+    /// whole and that the server whose signing key you give signed it. Never touches a store
+    /// that exists.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The age identity file that opens it.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+        /// The server's public signing key, as `init` and `serve` printed it (ed25519:…).
+        #[arg(long = "signing-key", value_name = "KEY")]
+        signing_key: String,
+        /// The new data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Make an age key pair for backups: writes the identity (secret) to a new file and prints
+    /// the recipient to give to `--backup-recipient`. Keep the identity off this server.
+    BackupIdentity {
+        /// The identity file to write (a new file, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -228,6 +276,18 @@ pub struct Serve {
     /// by SMS too, to users with a mobile number. Its bearer token: env `KLUIS_SMS_TOKEN`.
     #[arg(long = "sms-gateway", env = "KLUIS_SMS_GATEWAY", value_name = "URL", hide_env_values = true)]
     pub sms_gateway: Option<String>,
+    /// Take backups into this directory while serving (with --backup-recipient).
+    #[arg(long = "backup-dir", env = "KLUIS_BACKUP_DIR", value_name = "DIR", requires = "backup_recipients")]
+    pub backup_dir: Option<PathBuf>,
+    /// How often to take a backup (`30m`, `1h`, `1d` ...).
+    #[arg(long = "backup-every", env = "KLUIS_BACKUP_EVERY", default_value = "1h", value_name = "DURATION")]
+    pub backup_every: String,
+    /// How many backups to keep in --backup-dir (older ones are deleted after a new one is whole).
+    #[arg(long = "keep", env = "KLUIS_BACKUP_KEEP", default_value_t = 48, value_name = "N")]
+    pub backup_keep: usize,
+    /// An age recipient (`age1…`) who can open the backups; repeat for more.
+    #[arg(long = "backup-recipient", env = "KLUIS_BACKUP_RECIPIENT", value_name = "AGE1…", value_delimiter = ',')]
+    pub backup_recipients: Vec<String>,
 }
 
 /// Where the notices of an operator command go when the server is stopped (while it runs,
@@ -279,6 +339,14 @@ impl Serve {
     /// The server key file.
     pub fn server_key_file(&self) -> PathBuf {
         self.server_key.clone().unwrap_or_else(|| self.data.join("server.key"))
+    }
+
+    /// The key files a backup carries.
+    pub fn key_files(&self) -> crate::backup::snapshot::KeyFiles {
+        crate::backup::snapshot::KeyFiles {
+            server_key: self.server_key_file(),
+            signing_key: self.data.join(crate::backup::SIGNING_KEY_FILE),
+        }
     }
 
     /// The accounts store's directory.

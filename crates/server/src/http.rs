@@ -127,6 +127,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(crate::api::router())
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(state.accounts.write_pause().clone(), crate::pause::hold_writes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::auth::check_origin))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -7,10 +7,12 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mail;
+pub mod pause;
 pub mod server_key;
 pub mod sms;
 pub mod store;

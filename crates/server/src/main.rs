@@ -83,6 +83,16 @@ async fn serve(opts: Serve) -> Result<()> {
         accounts = accounts.with_sms(kluis_server::sms::SmsGateway::new(url, token)?);
     }
     let first_run = first_run_enrollment(&accounts)?;
+    let signer = kluis_server::backup::Signer::load_or_create(&opts.data.join(kluis_server::backup::SIGNING_KEY_FILE))?;
+    let schedule = match &opts.backup_dir {
+        Some(dir) => Some(kluis_server::backup::schedule::Schedule {
+            dir: dir.clone(),
+            every: kluis_server::backup::schedule::parse_every(&opts.backup_every)?,
+            keep: opts.backup_keep.max(1),
+            recipients: kluis_server::backup::parse_recipients(&opts.backup_recipients)?,
+        }),
+        None => None,
+    };
     let socket = admin::socket_path(&opts.data);
     let admin_listener =
         admin::bind_socket(&socket).await.with_context(|| format!("the admin socket {}", socket.display()))?;
@@ -140,6 +150,17 @@ async fn serve(opts: Serve) -> Result<()> {
     let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
     eprintln!("kluis is running: https://{host}:{}/  (health: https://{host}:{}/api/health)", addr.port(), addr.port());
     eprintln!("  data: {}   identities: {}", opts.notes_dir().display(), opts.identities_dir().display());
+    match &schedule {
+        Some(s) => eprintln!(
+            "  backups: every {} into {} (the newest {} kept), encrypted to {} age recipient(s)",
+            humantime_text(s.every),
+            s.dir.display(),
+            s.keep,
+            s.recipients.len()
+        ),
+        None => eprintln!("  backups: none scheduled (--backup-dir DIR --backup-recipient age1…)"),
+    }
+    eprintln!("  backup signing key: {}   (note it down: `restore` asks for it)", signer.public_text());
     eprintln!("  {web_note}");
     if let Some((plain, _)) = &redirect {
         eprintln!("  plain HTTP on {plain} only redirects to HTTPS");
@@ -177,11 +198,18 @@ async fn serve(opts: Serve) -> Result<()> {
         eprintln!();
     }
     eprintln!("  Stop with Ctrl-C.");
+    let ctx = admin::Context {
+        accounts: accounts.clone(),
+        notes: notes.clone(),
+        identities: identities.clone(),
+        keys: opts.key_files(),
+    };
+    if let Some(s) = schedule {
+        tokio::spawn(kluis_server::backup::schedule::run(s, ctx.clone()));
+    }
     tokio::spawn({
-        let (socket, accounts, notes, identities) =
-            (socket.clone(), accounts.clone(), notes.clone(), identities.clone());
+        let (socket, ctx) = (socket.clone(), ctx.clone());
         async move {
-            let ctx = admin::Context { accounts, notes: notes.clone(), identities: identities.clone() };
             if let Err(e) = admin::serve_socket(admin_listener, socket, ctx).await {
                 eprintln!("warning: the admin socket failed ({e}); operator commands need the server stopped");
             }
@@ -194,7 +222,9 @@ async fn serve(opts: Serve) -> Result<()> {
             loop {
                 every.tick().await;
                 let a = accounts.clone();
+                let writing = accounts.write_pause().writing().await;
                 match tokio::task::spawn_blocking(move || {
+                    let _writing = writing;
                     if let Some(m) = a.mailer() {
                         match m.purge_outbox(kluis_server::mail::OUTBOX_KEEP) {
                             Ok(n) if n > 0 => tracing::info!(messages = n, "old outbox messages deleted"),
@@ -279,8 +309,50 @@ fn run() -> Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
     let (data, cmd) = match cli.command {
-        Command::Serve(opts) => return runtime.block_on(serve(opts)),
-        Command::Init { data, practice, admin } => (data, OperatorCommand::Init { practice, admin }),
+        Command::Serve(opts) => return runtime.block_on(serve(*opts)),
+        Command::Init { data, practice, admin } => {
+            let e = runtime.block_on(operator(&data.data, &OperatorCommand::Init { practice, admin }))?;
+            if let Done::Enrollment(e) = e {
+                print_enrollment(&e);
+            }
+            let signer =
+                kluis_server::backup::Signer::load_or_create(&data.data.join(kluis_server::backup::SIGNING_KEY_FILE))?;
+            println!("backup signing key: {}", signer.public_text());
+            println!("  (write it down with the practice's records: `kluis-server restore` checks backups against it)");
+            return Ok(());
+        }
+        Command::Backup { out, recipients, server_key, data } => {
+            let out = std::path::absolute(&out).context("--out")?;
+            let cmd = OperatorCommand::Backup { out, recipients };
+            if let Done::Message(m) = runtime.block_on(operator_with(&data.data, &cmd, None, server_key))? {
+                println!("{m}");
+            }
+            return Ok(());
+        }
+        Command::Restore { from, identity, signing_key, data } => {
+            let identities = kluis_server::backup::restore::read_identities(&identity)?;
+            let key = kluis_server::backup::signer::parse_public_key(&signing_key)?;
+            let s = kluis_server::backup::restore::restore(&from, &identities, &key, &data.data, Clock::System)?;
+            println!(
+                "restored backup {} (taken {}) into {}: {} entries; {} audit chains now end with a `restored` entry",
+                s.id,
+                rfc3339(s.created_ms),
+                s.data.display(),
+                s.pairs,
+                s.chains
+            );
+            println!("start the server on it: kluis-server serve --data {}", s.data.display());
+            return Ok(());
+        }
+        Command::BackupIdentity { out } => {
+            let recipient = write_backup_identity(&out)?;
+            println!("{recipient}");
+            eprintln!(
+                "the identity (secret) is in {}; keep it off this server. Give the line above to --backup-recipient.",
+                out.display()
+            );
+            return Ok(());
+        }
         Command::Practice(PracticeCommand::Add { name, admin, data }) => {
             (data, OperatorCommand::PracticeAdd { name, admin })
         }
@@ -305,7 +377,7 @@ fn run() -> Result<()> {
                         kluis_server::mail::Mailer::outbox(data.data.join("outbox"), &mail.mail_from, &mail.public_url)?
                     }
                 };
-                if let Done::Message(m) = operator_with(&data.data, &cmd, Some(mailer)).await? {
+                if let Done::Message(m) = operator_with(&data.data, &cmd, Some(mailer), None).await? {
                     println!("{m}");
                 }
                 Ok(())
@@ -333,7 +405,7 @@ fn run() -> Result<()> {
 
 /// Runs an operator command: through the running server's admin socket, or on the store.
 async fn operator(data: &std::path::Path, cmd: &OperatorCommand) -> Result<Done> {
-    operator_with(data, cmd, None).await
+    operator_with(data, cmd, None, None).await
 }
 
 /// As [`operator`], with a mailer for the notices of a command run on the store.
@@ -341,6 +413,7 @@ async fn operator_with(
     data: &std::path::Path,
     cmd: &OperatorCommand,
     mailer: Option<kluis_server::mail::Mailer>,
+    server_key: Option<std::path::PathBuf>,
 ) -> Result<Done> {
     if let Some(e) = admin::send(data, cmd).await.map_err(|e| anyhow::anyhow!("{e}"))? {
         return Ok(e);
@@ -359,7 +432,12 @@ async fn operator_with(
         accounts = accounts.with_mailer(m);
     }
     let open = |dir: &str| Store::open(&data.join(dir)).with_context(|| format!("opening the {dir} store"));
-    let ctx = admin::Context { accounts: accounts.clone(), notes: open("notes")?, identities: open("identities")? };
+    let keys = kluis_server::backup::snapshot::KeyFiles {
+        server_key: server_key.unwrap_or_else(|| data.join("server.key")),
+        signing_key: data.join(kluis_server::backup::SIGNING_KEY_FILE),
+    };
+    let ctx =
+        admin::Context { accounts: accounts.clone(), notes: open("notes")?, identities: open("identities")?, keys };
     let e = admin::execute(&ctx, cmd).await?;
     ctx.notes.flush().await?;
     ctx.identities.flush().await?;
@@ -368,11 +446,36 @@ async fn operator_with(
     Ok(e)
 }
 
-fn print_enrollment(e: &Enrollment) {
-    let expires = time::OffsetDateTime::from_unix_timestamp(i64::try_from(e.expires_ms / 1000).unwrap_or(i64::MAX))
+/// A time as RFC 3339 (UTC).
+fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(ms / 1000).unwrap_or(i64::MAX))
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A duration as the operator typed it (`1h`, `30m`).
+fn humantime_text(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Writes a new age X25519 identity to `out` (a new file, mode 0600, in age-keygen's layout)
+/// and returns its recipient.
+fn write_backup_identity(out: &std::path::Path) -> Result<String> {
+    use age::secrecy::ExposeSecret;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let text = zeroize::Zeroizing::new(format!(
+        "# kluis backup identity, created {}\n# public key: {recipient}\n{}\n",
+        rfc3339(u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0) * 1000),
+        identity.to_string().expose_secret()
+    ));
+    admin::write_new_file(out, text.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(recipient)
+}
+
+fn print_enrollment(e: &Enrollment) {
+    let expires = rfc3339(e.expires_ms);
     let roles: Vec<&str> = e
         .roles
         .iter()

@@ -53,6 +53,34 @@ fn file_error(path: &Path, why: impl std::fmt::Display) -> ServerKeyError {
     ServerKeyError::File { path: path.display().to_string(), why: why.to_string() }
 }
 
+/// Reads a 32-byte secret file, or creates it with fresh random bytes and mode 0600 when it
+/// does not exist (written and synced before it is used). A file of another size is refused,
+/// never overwritten. The server key and the backup signing key are such files.
+pub fn load_or_create_secret(path: &Path) -> Result<Zeroizing<[u8; SERVER_KEY_BYTES]>, ServerKeyError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes = Zeroizing::new(bytes);
+            let key: [u8; SERVER_KEY_BYTES] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| file_error(path, format!("must hold exactly {SERVER_KEY_BYTES} bytes")))?;
+            Ok(Zeroizing::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = Zeroizing::new([0u8; SERVER_KEY_BYTES]);
+            getrandom::fill(&mut key[..]).map_err(|_| ServerKeyError::Rng)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(path).map_err(|e| file_error(path, e))?;
+            f.write_all(&key[..]).and_then(|()| f.sync_all()).map_err(|e| file_error(path, e))?;
+            Ok(key)
+        }
+        Err(e) => Err(file_error(path, e)),
+    }
+}
+
 impl ServerKey {
     /// A fresh random key (tests, and the first run).
     pub fn generate() -> Result<Self, ServerKeyError> {
@@ -64,27 +92,7 @@ impl ServerKey {
     /// Reads the key file (exactly 32 bytes), or creates it with a fresh key and mode 0600
     /// when it does not exist. A file of another size is refused, never overwritten.
     pub fn load_or_create(path: &Path) -> Result<Self, ServerKeyError> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let bytes = Zeroizing::new(bytes);
-                let key: [u8; SERVER_KEY_BYTES] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| file_error(path, format!("must hold exactly {SERVER_KEY_BYTES} bytes")))?;
-                Ok(ServerKey(Zeroizing::new(key)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate()?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut f = options.open(path).map_err(|e| file_error(path, e))?;
-                f.write_all(&key.0[..]).and_then(|()| f.sync_all()).map_err(|e| file_error(path, e))?;
-                Ok(key)
-            }
-            Err(e) => Err(file_error(path, e)),
-        }
+        load_or_create_secret(path).map(ServerKey)
     }
 
     fn aad(purpose: &str, owner: &[u8]) -> Vec<u8> {

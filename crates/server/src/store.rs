@@ -57,6 +57,8 @@ pub enum StoreError {
 /// The record store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The database (a backup reads every tree of it).
+    db: sled::Db,
     owners: Tree,
     by_owner: Tree,
     /// The flusher that saves share (group commit).
@@ -215,11 +217,17 @@ impl Store {
             updates: db.open_tree("updates")?,
             owners: db.open_tree("owners")?,
             by_owner: db.open_tree("by_owner")?,
+            db: db.clone(),
             locks: std::sync::Arc::new(std::array::from_fn(|_| std::sync::Arc::default())),
             commit: std::sync::Arc::new(
                 group_commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io(sled::Error::Io(e)))?,
             ),
         })
+    }
+
+    /// The sled database, for a backup's snapshot.
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Waits until every write so far is on disk. Concurrent callers share flushes (group

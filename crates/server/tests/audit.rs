@@ -4,10 +4,10 @@
 //! earlier; `audit export` writes it for a breach procedure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/server.rs"]
 mod server;
-
-use std::process::Command;
 
 use kluis_server::accounts::audit::{AuditEntry, AuditHead, check_run};
 use kluis_server::accounts::model::Role;
@@ -48,8 +48,8 @@ async fn events_and_sign_ins_chain_up_with_ids_only_and_the_admin_reads_them() {
 }
 
 fn kluis(args: &[&str], data: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kluis-server")).args(args).arg("--data").arg(data).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    let (ok, out, err) = cli::kluis(args, data);
+    (ok, out + &err)
 }
 
 /// The head `audit verify` printed for the practice.

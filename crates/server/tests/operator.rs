@@ -2,38 +2,14 @@
 //! the admin socket, since sled locks the store's directory).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{Running, kluis};
 
 use kluis_server::accounts::Accounts;
 use kluis_server::accounts::model::{Role, UserState};
 use kluis_server::accounts::password::Password;
 use kluis_server::clock::Clock;
-
-/// A server process that is killed if the test fails before stopping it.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn kluis(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kluis-server"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn code_in(stdout: &str) -> String {
     stdout
@@ -68,23 +44,7 @@ async fn operator_commands_work_stopped_and_running() {
     }
 
     // Running: the same commands go through the admin socket.
-    let mut server = Running(
-        Command::new(env!("CARGO_BIN_EXE_kluis-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--data"])
-            .arg(&data)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
-    let mut startup = Vec::new();
-    while let Some(Ok(line)) = lines.next() {
-        let done = line.contains("Stop with Ctrl-C");
-        startup.push(line);
-        if done {
-            break;
-        }
-    }
+    let (server, startup) = Running::serve(&data, &[]);
     // Not a first run: no new practice, and no code printed (two practices exist).
     assert!(!startup.iter().any(|l| l.contains("enrollment code")), "{startup:?}");
     #[cfg(unix)]
@@ -107,8 +67,7 @@ async fn operator_commands_work_stopped_and_running() {
     let (ok, out, _) = kluis(&["user", "code", "anna"], &data);
     assert!(ok);
     let anna_new = code_in(&out);
-    Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
-    assert!(server.0.wait().unwrap().success());
+    server.stop();
     assert!(!data.join("admin.sock").exists(), "the socket is removed on shutdown");
 
     // What the running server did is in the store, and the codes work (once, the newest only).

@@ -184,6 +184,22 @@ impl Accounts {
         self.audit_entries.range(start..=end).values().take(limit).map(|v| from_json(&v?)).collect()
     }
 
+    /// Every chain there is or may be: each practice's and the operator's, whether or not it
+    /// has entries yet (a restore marks them all).
+    pub fn all_chains(&self) -> Result<Vec<Id>, AccountError> {
+        let mut ids = self.audit_chains()?;
+        for k in self.practices.iter().keys() {
+            let id = Id(k?.as_ref().try_into().map_err(|_| AccountError::Internal("bad practice key"))?);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if !ids.contains(&OPERATOR_CHAIN) {
+            ids.push(OPERATOR_CHAIN);
+        }
+        Ok(ids)
+    }
+
     /// Every chain's id (practices and the operator's), for verifying them all.
     pub fn audit_chains(&self) -> Result<Vec<Id>, AccountError> {
         self.audit_heads

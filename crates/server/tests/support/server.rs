@@ -175,7 +175,36 @@ impl TestServer {
         mailer: Option<kluis_server::mail::Mailer>,
         sms: Option<kluis_server::sms::SmsGateway>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::build_in(tempfile::tempdir().unwrap(), hasher, mailer, sms)
+    }
+
+    /// A cheap server on the data in `dir`, laid out as `serve` does (a restored backup, say),
+    /// its clock a day later than a new server's.
+    pub fn open(dir: tempfile::TempDir) -> Self {
+        let s = Self::build_in(dir, Hasher::new(Self::cheap_params(), 2), None, None);
+        s.clock.advance(24 * 60 * 60 * 1000);
+        s
+    }
+
+    /// Stops the server (its stores close) and hands over its data directory.
+    pub fn into_dir(self) -> tempfile::TempDir {
+        self.dir
+    }
+
+    fn cheap_params() -> HashParams {
+        HashParams {
+            m_kib: kluis_server::accounts::password::FLOOR_M_KIB,
+            t: kluis_server::accounts::password::FLOOR_T,
+            p: 1,
+        }
+    }
+
+    fn build_in(
+        dir: tempfile::TempDir,
+        hasher: Hasher,
+        mailer: Option<kluis_server::mail::Mailer>,
+        sms: Option<kluis_server::sms::SmsGateway>,
+    ) -> Self {
         let clock = Clock::manual(1_800_000_000_000);
         // Without a relay, mail goes to an outbox in the test's directory, as in `serve`.
         let mailer = mailer.unwrap_or_else(|| {
@@ -188,7 +217,9 @@ impl TestServer {
         });
         let mut accounts = Accounts::open_with(&dir.path().join("accounts"), clock.clone(), hasher)
             .unwrap()
-            .with_server_key(kluis_server::server_key::ServerKey::generate().unwrap())
+            .with_server_key(
+                kluis_server::server_key::ServerKey::load_or_create(&dir.path().join("server.key")).unwrap(),
+            )
             .with_mailer(mailer);
         if let Some(g) = sms {
             accounts = accounts.with_sms(g);
