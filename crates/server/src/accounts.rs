@@ -20,6 +20,7 @@ mod confirm;
 pub mod members;
 mod notices;
 mod operator;
+pub mod purge;
 mod reset;
 mod session;
 mod signin;

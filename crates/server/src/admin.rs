@@ -127,6 +127,19 @@ pub enum OperatorCommand {
         /// Where (an absolute path; not overwritten).
         out: PathBuf,
     },
+    /// Deletes an account's vaults and everything else of it but a tombstone (the operator
+    /// typed its username twice).
+    UserPurge {
+        /// The username.
+        username: String,
+    },
+    /// Gives a purged account to a new person under a new login; returns their code.
+    UserTransfer {
+        /// The purged account's username.
+        username: String,
+        /// The new login.
+        to: String,
+    },
     /// Takes a backup of everything into a new file, encrypted to the recipients and signed
     /// (FORMAT.md §13).
     Backup {
@@ -159,6 +172,7 @@ pub enum Done {
 pub async fn execute(ctx: &Context, cmd: &OperatorCommand) -> Result<Done, OperatorError> {
     match cmd {
         OperatorCommand::Export { username, out } => export(ctx, username, out).await,
+        OperatorCommand::UserPurge { username } => purge(ctx, username).await,
         OperatorCommand::Backup { out, recipients } => {
             let recipients = crate::backup::parse_recipients(recipients)?;
             let s = crate::backup::snapshot::take(ctx, out, recipients).await?;
@@ -254,6 +268,43 @@ async fn export(ctx: &Context, username: &str, out: &Path) -> Result<Done, Opera
     )))
 }
 
+/// `user purge`: the account first (so nothing of it works any more), then both vaults, all
+/// while writes pause, so no backup holds half a purge and no request of the account is under
+/// way.
+async fn purge(ctx: &Context, username: &str) -> Result<Done, OperatorError> {
+    let user = ctx.accounts.user_by_name(username)?.ok_or(AccountError::NotFound)?;
+    let _paused = ctx.accounts.write_pause().pause().await;
+    // A purge cut short (a crash between the account and its vaults) is finished by running it
+    // again: an account purged already still loses any vault left.
+    let already = user.state == crate::accounts::model::UserState::Purged;
+    let n = if already {
+        crate::accounts::purge::Purged::default()
+    } else {
+        let (accounts, id) = (ctx.accounts.clone(), user.id);
+        tokio::task::spawn_blocking(move || accounts.purge_user(&id))
+            .await
+            .map_err(|_| OperatorError::File("the purge's task failed".into()))??
+    };
+    let notes = ctx.notes.purge_owner(user.id.0).await?;
+    let identities = ctx.identities.purge_owner(user.id.0).await?;
+    if already && !notes && !identities {
+        return Err(AccountError::Invalid("that account is purged already").into());
+    }
+    let vaults = match (notes, identities) {
+        (true, true) => "both vaults",
+        (true, false) => "the notes vault",
+        (false, true) => "the identities vault",
+        (false, false) => "no vault (there was none)",
+    };
+    Ok(Done::Message(format!(
+        "{}: purged {vaults} with every record, version, manifest and escrow copy; {} sessions, {} devices, {} \
+         codes and links, {} support grants, {} write-log and {} sign-in-log rows, {} security events. The login \
+         is kept until `kluis-server user transfer {} --to NEW`. Backups taken from now on hold none of it; \
+         older backups still do until they are deleted (docs/PURGE.md).",
+        user.username, n.sessions, n.devices, n.tokens, n.support_grants, n.writes, n.sign_ins, n.events, user.username
+    )))
+}
+
 /// Runs a command that needs only the accounts store.
 fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, AccountError> {
     let e = match cmd {
@@ -283,7 +334,8 @@ fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, 
             return audit_verify(accounts, practice.as_deref(), expect.as_deref());
         }
         OperatorCommand::AuditExport { practice, out } => return audit_export(accounts, practice.as_deref(), out),
-        OperatorCommand::Export { .. } | OperatorCommand::Backup { .. } => {
+        OperatorCommand::UserTransfer { username, to } => accounts.transfer(username, to),
+        OperatorCommand::Export { .. } | OperatorCommand::Backup { .. } | OperatorCommand::UserPurge { .. } => {
             return Err(AccountError::Internal("this command runs with the stores"));
         }
     };

@@ -205,6 +205,30 @@ pub enum UserCommand {
         #[command(flatten)]
         mail: MailArgs,
     },
+    /// Delete an account's two vaults (every record, version, manifest and escrow copy) and
+    /// everything else of it (sessions, devices, codes, second factor, logs), keeping only its
+    /// login until it is transferred. Cannot be undone.
+    Purge {
+        /// The username.
+        username: String,
+        /// The username again, to confirm.
+        #[arg(long, value_name = "USERNAME")]
+        confirm: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Give a purged account to a new person under a new login; prints their enrollment code.
+    Transfer {
+        /// The purged account's username.
+        username: String,
+        /// The new owner's username.
+        #[arg(long, value_name = "USERNAME")]
+        to: String,
+        /// Data directory.
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// A fresh enrollment code for a user who has not enrolled yet (earlier codes stop working).
     Code {
         /// The username.

@@ -365,6 +365,16 @@ fn run() -> Result<()> {
             (data, OperatorCommand::UserInvite { username, practice, roles })
         }
         Command::User(UserCommand::Code { username, data }) => (data, OperatorCommand::UserCode { username }),
+        Command::User(UserCommand::Purge { username, confirm, data }) => {
+            anyhow::ensure!(
+                confirm.trim() == username.trim(),
+                "--confirm must repeat the username exactly: a purge cannot be undone"
+            );
+            (data, OperatorCommand::UserPurge { username })
+        }
+        Command::User(UserCommand::Transfer { username, to, data }) => {
+            (data, OperatorCommand::UserTransfer { username, to })
+        }
         Command::User(UserCommand::Unlock { username, data }) => (data, OperatorCommand::UserUnlock { username }),
         Command::User(UserCommand::ResetSecondFactor { username, verified_by, evidence, data, mail }) => {
             let evidence = kluis_server::accounts::model::Evidence::parse(&evidence)

@@ -466,22 +466,34 @@ impl Store {
         .await
     }
 
-    /// Deletes `owner`'s vault from this store: its head, entries, every record version, every
-    /// update and its ownership, in one transaction per tree under the vault's write lock
-    /// (FORMAT.md §9.1). Returns whether there was one. sled's log may keep the old pages until
-    /// it rewrites them; they hold only ciphertext (THREAT-MODEL.md).
+    /// Deletes `owner`'s vault from this store: every record version, the entries, every
+    /// update, then the head and its ownership, under the vault's write lock (FORMAT.md §9.1),
+    /// and flushes. Returns whether there was one. Each tree's deletions are one atomic batch;
+    /// the head goes last, so a purge cut short by a crash leaves a vault that no longer
+    /// verifies for anyone, and running it again finishes it. sled's log may keep the old pages
+    /// until it rewrites them; for a vault they hold only ciphertext (docs/PURGE.md).
     pub async fn purge_owner(&self, owner: [u8; 16]) -> Result<bool, StoreError> {
         let Some(vault) = self.vault_of(&owner)? else { return Ok(false) };
         let write = self.lock(&vault).write_owned().await;
         let id = vault.to_bytes();
-        for tree in [&self.entries, &self.records, &self.updates] {
+        for tree in [&self.records, &self.entries, &self.updates] {
+            let mut batch = sled::Batch::default();
             for k in tree.scan_prefix(id).keys() {
-                tree.remove(k?)?;
+                batch.remove(k?);
             }
+            tree.apply_batch(batch)?;
         }
-        self.heads.remove(id)?;
-        self.owners.remove(id)?;
-        self.by_owner.remove(owner)?;
+        (&self.heads, &self.owners, &self.by_owner)
+            .transaction(|(heads, owners, by_owner)| {
+                heads.remove(&id)?;
+                owners.remove(&id)?;
+                by_owner.remove(&owner)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Io(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("purge aborted"),
+            })?;
         self.flush().await?;
         drop(write);
         Ok(true)

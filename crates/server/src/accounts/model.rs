@@ -164,6 +164,9 @@ pub enum UserState {
     Active,
     /// Disabled by an admin: cannot sign in, has no sessions.
     Disabled,
+    /// Purged by the operator: only this record is left (id, username, practice, roles), until
+    /// the account is transferred to a new person.
+    Purged,
 }
 
 /// Consecutive failed sign-ins, counted apart for the account's trusted devices (whose keys an
@@ -438,6 +441,10 @@ pub enum EventKind {
     IpRelease,
     /// The operator exported the account's vaults (for break-glass recovery or for the user).
     Exported,
+    /// The operator purged the account: its vaults and everything else of it are deleted.
+    Purged,
+    /// The operator gave the purged account to a new person, who enrolls afresh.
+    Transferred,
 }
 
 /// A password reset link; the tree key is the hash of its token.

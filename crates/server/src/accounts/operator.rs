@@ -49,7 +49,12 @@ fn check_mobile(mobile: &str) -> Result<String, AccountError> {
 }
 
 impl Accounts {
-    fn enrollment(&self, user: &User, code: super::Secret, expires_ms: Millis) -> Result<Enrollment, AccountError> {
+    pub(super) fn enrollment(
+        &self,
+        user: &User,
+        code: super::Secret,
+        expires_ms: Millis,
+    ) -> Result<Enrollment, AccountError> {
         let practice = user.practice.map(|p| self.practice(&p).map(|p| p.name)).transpose()?;
         Ok(Enrollment {
             username: user.username.clone(),

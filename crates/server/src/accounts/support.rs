@@ -217,18 +217,25 @@ impl Accounts {
                 self.delete_code(&g)?;
             }
             if now >= over.saturating_add(SUPPORT_KEEP_MS) {
-                for k in self.support_actions.scan_prefix(g.id.0).keys() {
-                    self.support_actions.remove(k?)?;
-                }
-                self.support_by_user.remove(index_key(&g.user, &g.id))?;
-                if let Some(staff) = g.redeemed_by {
-                    self.support_by_staff.remove(index_key(&staff, &g.id))?;
-                }
-                self.support_grants.remove(g.id.0)?;
+                self.delete_grant(&g)?;
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    /// Deletes a grant with its steps, its indexes and its code.
+    pub(super) fn delete_grant(&self, g: &SupportGrant) -> Result<(), AccountError> {
+        self.delete_code(g)?;
+        for k in self.support_actions.scan_prefix(g.id.0).keys() {
+            self.support_actions.remove(k?)?;
+        }
+        self.support_by_user.remove(index_key(&g.user, &g.id))?;
+        if let Some(staff) = g.redeemed_by {
+            self.support_by_staff.remove(index_key(&staff, &g.id))?;
+        }
+        self.support_grants.remove(g.id.0)?;
+        Ok(())
     }
 
     fn delete_code(&self, g: &SupportGrant) -> Result<(), AccountError> {

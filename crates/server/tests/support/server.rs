@@ -22,6 +22,8 @@ use tower::ServiceExt;
 
 /// The host the test requests are addressed to.
 pub const HOST: &str = "kluis.test";
+/// Where a test server's manual clock starts.
+pub const START_MS: u64 = 1_800_000_000_000;
 /// A password every test user can have.
 pub const PASSWORD: &str = "lentewind over het wad";
 
@@ -175,15 +177,19 @@ impl TestServer {
         mailer: Option<kluis_server::mail::Mailer>,
         sms: Option<kluis_server::sms::SmsGateway>,
     ) -> Self {
-        Self::build_in(tempfile::tempdir().unwrap(), hasher, mailer, sms)
+        Self::build_in(tempfile::tempdir().unwrap(), hasher, mailer, sms, START_MS)
     }
 
     /// A cheap server on the data in `dir`, laid out as `serve` does (a restored backup, say),
     /// its clock a day later than a new server's.
     pub fn open(dir: tempfile::TempDir) -> Self {
-        let s = Self::build_in(dir, Hasher::new(Self::cheap_params(), 2), None, None);
-        s.clock.advance(24 * 60 * 60 * 1000);
-        s
+        Self::build_in(dir, Hasher::new(Self::cheap_params(), 2), None, None, START_MS + 24 * 60 * 60 * 1000)
+    }
+
+    /// As [`open`](Self::open), its clock at the real time now (for codes that the binary made
+    /// with the system clock).
+    pub fn open_now(dir: tempfile::TempDir) -> Self {
+        Self::build_in(dir, Hasher::new(Self::cheap_params(), 2), None, None, Clock::System.now())
     }
 
     /// Stops the server (its stores close) and hands over its data directory.
@@ -204,8 +210,9 @@ impl TestServer {
         hasher: Hasher,
         mailer: Option<kluis_server::mail::Mailer>,
         sms: Option<kluis_server::sms::SmsGateway>,
+        start: u64,
     ) -> Self {
-        let clock = Clock::manual(1_800_000_000_000);
+        let clock = Clock::manual(start);
         // Without a relay, mail goes to an outbox in the test's directory, as in `serve`.
         let mailer = mailer.unwrap_or_else(|| {
             kluis_server::mail::Mailer::outbox(
@@ -278,12 +285,18 @@ impl TestServer {
     /// Enrolls a user with `code` from a new browser, which becomes their trusted device;
     /// returns the session token.
     pub async fn enroll(&self, code: &str) -> String {
+        self.enroll_as(code, "someone@example.org").await
+    }
+
+    /// As [`enroll`](Self::enroll), with the e-mail address `email`.
+    pub async fn enroll_as(&self, code: &str, email: &str) -> String {
         let key = device_key();
         let proof = self.proof(&key).await;
         let res = self
-            .call(Call::post("/api/enroll").json(
-                serde_json::json!({"code": code, "password": PASSWORD, "email": "someone@example.org", "device": proof}),
-            ))
+            .call(
+                Call::post("/api/enroll")
+                    .json(serde_json::json!({"code": code, "password": PASSWORD, "email": email, "device": proof})),
+            )
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&res.body));
         let username = res.json()["username"].as_str().unwrap().to_owned();
