@@ -34,13 +34,13 @@ pub struct Context {
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
     /// From the accounts store.
-    #[error("{0}")]
+    #[error(transparent)]
     Accounts(#[from] AccountError),
     /// From a vault store.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// From a backup.
-    #[error("{0}")]
+    #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
     /// A file could not be written, with what and why.
     #[error("{0}")]
@@ -173,6 +173,30 @@ pub async fn execute(ctx: &Context, cmd: &OperatorCommand) -> Result<Done, Opera
     match cmd {
         OperatorCommand::Export { username, out } => export(ctx, username, out).await,
         OperatorCommand::UserPurge { username } => purge(ctx, username).await,
+        OperatorCommand::UserTransfer { username, to } => {
+            // Never while a vault of the account is left (a purge cut short): the new owner
+            // would inherit it.
+            let user = ctx.accounts.user_by_name(username)?.ok_or(AccountError::NotFound)?;
+            if user.state != crate::accounts::model::UserState::Purged {
+                return Err(AccountError::NotAllowed(
+                    "only a purged account can be transferred: purge it first (`kluis-server user purge`)",
+                )
+                .into());
+            }
+            if ctx.notes.vault_of(&user.id.0)?.is_some() || ctx.identities.vault_of(&user.id.0)?.is_some() {
+                return Err(AccountError::NotAllowed(
+                    "a vault of this account is left: run `kluis-server user purge` again to finish the purge first",
+                )
+                .into());
+            }
+            let _writing = ctx.accounts.write_pause().writing().await;
+            let (accounts, username, to) = (ctx.accounts.clone(), username.clone(), to.clone());
+            tokio::task::spawn_blocking(move || accounts.transfer(&username, &to))
+                .await
+                .map_err(|_| OperatorError::File("the transfer's task failed".into()))?
+                .map(Done::Enrollment)
+                .map_err(OperatorError::from)
+        }
         OperatorCommand::Backup { out, recipients } => {
             let recipients = crate::backup::parse_recipients(recipients)?;
             let s = crate::backup::snapshot::take(ctx, out, recipients).await?;
@@ -277,17 +301,13 @@ async fn purge(ctx: &Context, username: &str) -> Result<Done, OperatorError> {
     // A purge cut short (a crash between the account and its vaults) is finished by running it
     // again: an account purged already still loses any vault left.
     let already = user.state == crate::accounts::model::UserState::Purged;
-    let n = if already {
-        crate::accounts::purge::Purged::default()
-    } else {
-        let (accounts, id) = (ctx.accounts.clone(), user.id);
-        tokio::task::spawn_blocking(move || accounts.purge_user(&id))
-            .await
-            .map_err(|_| OperatorError::File("the purge's task failed".into()))??
-    };
+    let (accounts, id) = (ctx.accounts.clone(), user.id);
+    let n = tokio::task::spawn_blocking(move || accounts.purge_user(&id))
+        .await
+        .map_err(|_| OperatorError::File("the purge's task failed".into()))??;
     let notes = ctx.notes.purge_owner(user.id.0).await?;
     let identities = ctx.identities.purge_owner(user.id.0).await?;
-    if already && !notes && !identities {
+    if already && !notes && !identities && n == crate::accounts::purge::Purged::default() {
         return Err(AccountError::Invalid("that account is purged already").into());
     }
     let vaults = match (notes, identities) {
@@ -334,8 +354,10 @@ fn execute_accounts(accounts: &Accounts, cmd: &OperatorCommand) -> Result<Done, 
             return audit_verify(accounts, practice.as_deref(), expect.as_deref());
         }
         OperatorCommand::AuditExport { practice, out } => return audit_export(accounts, practice.as_deref(), out),
-        OperatorCommand::UserTransfer { username, to } => accounts.transfer(username, to),
-        OperatorCommand::Export { .. } | OperatorCommand::Backup { .. } | OperatorCommand::UserPurge { .. } => {
+        OperatorCommand::Export { .. }
+        | OperatorCommand::Backup { .. }
+        | OperatorCommand::UserPurge { .. }
+        | OperatorCommand::UserTransfer { .. } => {
             return Err(AccountError::Internal("this command runs with the stores"));
         }
     };

@@ -166,6 +166,24 @@ impl Mailer {
         Ok(n)
     }
 
+    /// Deletes the messages in the outbox addressed to `email` (a purged account's); returns
+    /// how many. Nothing to do when mail goes to a relay.
+    pub fn forget_recipient(&self, email: &str) -> Result<usize, MailError> {
+        let Transport::Outbox(dir) = &self.transport else { return Ok(0) };
+        let to = format!("To: {email}");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "eml")
+                && std::fs::read_to_string(&path).is_ok_and(|m| m.lines().any(|l| l.trim_end() == to))
+            {
+                std::fs::remove_file(&path)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// An absolute link into the app: `path` with the token, if any, in the fragment.
     pub fn link(&self, path: &str, fragment: Option<&str>) -> String {
         let base = self.public_url.trim_end_matches('/');

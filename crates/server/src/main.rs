@@ -370,7 +370,17 @@ fn run() -> Result<()> {
                 confirm.trim() == username.trim(),
                 "--confirm must repeat the username exactly: a purge cannot be undone"
             );
-            (data, OperatorCommand::UserPurge { username })
+            // With the server stopped, its outbox's mail to the account goes too.
+            let outbox = kluis_server::mail::Mailer::outbox(
+                data.data.join("outbox"),
+                "kluis <kluis@localhost>",
+                "https://localhost/",
+            )?;
+            let cmd = OperatorCommand::UserPurge { username };
+            if let Done::Message(m) = runtime.block_on(operator_with(&data.data, &cmd, Some(outbox), None))? {
+                println!("{m}");
+            }
+            return Ok(());
         }
         Command::User(UserCommand::Transfer { username, to, data }) => {
             (data, OperatorCommand::UserTransfer { username, to })

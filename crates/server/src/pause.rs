@@ -44,8 +44,15 @@ pub async fn hold_writes(
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
+    // Only the vault routes take large bodies; every other route's own limit applies here
+    // already, before anything is buffered.
+    let limit = if req.uri().path().starts_with("/api/vaults") {
+        crate::http::MAX_BODY_BYTES
+    } else {
+        crate::api::MAX_JSON_BYTES
+    };
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES).await {
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         // Over the limit, or the client went away: answer as the limit layer would.
         Err(_) => return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response(),

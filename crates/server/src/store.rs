@@ -476,24 +476,30 @@ impl Store {
         let Some(vault) = self.vault_of(&owner)? else { return Ok(false) };
         let write = self.lock(&vault).write_owned().await;
         let id = vault.to_bytes();
-        for tree in [&self.records, &self.entries, &self.updates] {
-            let mut batch = sled::Batch::default();
-            for k in tree.scan_prefix(id).keys() {
-                batch.remove(k?);
+        let store = self.clone();
+        // sled's work is blocking: off the async workers (a large vault takes a while).
+        tokio::task::spawn_blocking(move || {
+            for tree in [&store.records, &store.entries, &store.updates] {
+                let mut batch = sled::Batch::default();
+                for k in tree.scan_prefix(id).keys() {
+                    batch.remove(k?);
+                }
+                tree.apply_batch(batch)?;
             }
-            tree.apply_batch(batch)?;
-        }
-        (&self.heads, &self.owners, &self.by_owner)
-            .transaction(|(heads, owners, by_owner)| {
-                heads.remove(&id)?;
-                owners.remove(&id)?;
-                by_owner.remove(&owner)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Io(e),
-                TransactionError::Abort(()) => StoreError::Corrupt("purge aborted"),
-            })?;
+            (&store.heads, &store.owners, &store.by_owner)
+                .transaction(|(heads, owners, by_owner)| {
+                    heads.remove(&id)?;
+                    owners.remove(&id)?;
+                    by_owner.remove(&owner)?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => StoreError::Io(e),
+                    TransactionError::Abort(()) => StoreError::Corrupt("purge aborted"),
+                })
+        })
+        .await
+        .map_err(|_| StoreError::Corrupt("the purge's task failed"))??;
         self.flush().await?;
         drop(write);
         Ok(true)

@@ -208,7 +208,7 @@ async fn a_restore_refuses_what_it_cannot_trust_and_leaves_nothing_behind() {
         let (a, n, i) = (open("accounts"), open("notes"), open("identities"));
         let files =
             KeyFiles { server_key: data.path().join("server.key"), signing_key: keys_dir.path().join("stranger.key") };
-        let stores = Stores { accounts: &a, notes: &n, identities: &i };
+        let stores = Stores { accounts: &a, notes: &n, identities: &i, audit_lock: None };
         write_file(&forged, 1, &files, stores, &stranger, &parse_recipients(std::slice::from_ref(&recipient)).unwrap())
             .unwrap();
     }

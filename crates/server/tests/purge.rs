@@ -99,6 +99,15 @@ async fn a_purged_account_is_gone_from_every_api_and_every_later_backup_and_only
     assert!(contains(&before, &vault_id) && contains(&before, b"bram@praktijk.example"));
     assert!(contains(&restored_before, b"bram@praktijk.example"), "the address is in the restored store's files");
 
+    let to_bram = |d: &Path| {
+        std::fs::read_dir(d.join("outbox"))
+            .unwrap()
+            .filter(|e| {
+                std::fs::read_to_string(e.as_ref().unwrap().path()).unwrap().contains("To: bram@praktijk.example")
+            })
+            .count()
+    };
+    assert!(to_bram(data.path()) > 0, "bram's notices are in the outbox");
     // A purge wants the username twice; then it runs on the stopped store.
     let (ok, _, err) = cli::kluis(&["user", "purge", "bram", "--confirm", "anna"], data.path());
     assert!(!ok && err.contains("--confirm must repeat the username"), "{err}");
@@ -107,6 +116,7 @@ async fn a_purged_account_is_gone_from_every_api_and_every_later_backup_and_only
     assert!(out.contains("purged both vaults") && out.contains("1 support grants"), "{out}");
     let (ok, _, err) = cli::kluis(&["user", "purge", "bram", "--confirm", "bram"], data.path());
     assert!(!ok && err.contains("purged already"), "{err}");
+    assert_eq!(to_bram(data.path()), 0, "the mail to bram's address is gone from the outbox");
 
     // No backup taken now holds any of it: not the vaults, not the address, not the TOTP
     // secret's sealing, not a session. Only the login's tombstone is left.
@@ -221,6 +231,9 @@ async fn a_purge_cut_short_between_the_account_and_its_vaults_is_finished_by_run
     s.state.accounts.purge_user(&bram_id).unwrap();
     assert!(s.state.notes.vault_of(&bram_id.0).unwrap().is_some());
     let data = s.into_dir();
+    // The new owner would inherit the vault: no transfer until the purge is finished.
+    let (ok, _, err) = cli::kluis(&["user", "transfer", "bram", "--to", "carla"], data.path());
+    assert!(!ok && err.contains("a vault of this account is left"), "{err}");
     let (ok, out, err) = cli::kluis(&["user", "purge", "bram", "--confirm", "bram"], data.path());
     assert!(ok, "{err}");
     assert!(out.contains("purged the notes vault"), "{out}");

@@ -172,6 +172,11 @@ impl Accounts {
         Ok(entry)
     }
 
+    /// The lock every append takes: a backup holds it while it reads the accounts store.
+    pub(crate) fn audit_lock(&self) -> &std::sync::Mutex<()> {
+        &self.audit_lock
+    }
+
     /// The head of a chain, if it has entries.
     pub fn audit_head(&self, chain: &Id) -> Result<Option<AuditHead>, AccountError> {
         self.audit_heads.get(chain.0)?.map(|v| from_json(&v)).transpose()

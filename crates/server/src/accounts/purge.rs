@@ -36,12 +36,12 @@ pub struct Purged {
     pub events: usize,
 }
 
-/// Whether a JSON record names `user` in its `user` field.
+/// Whether a JSON record names `user` in its `user` field (and is not the record of a purge,
+/// which a purge run again keeps).
 fn names_user(value: &[u8], user: &Id) -> bool {
-    serde_json::from_slice::<serde_json::Value>(value)
-        .ok()
-        .and_then(|v| v.get("user").and_then(|u| u.as_str()).map(|u| u == user.to_string()))
-        .unwrap_or(false)
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(value) else { return false };
+    v.get("user").and_then(|u| u.as_str()) == Some(user.to_string().as_str())
+        && v.get("kind").and_then(|k| k.as_str()) != Some("purged")
 }
 
 /// Deletes every key of `tree` under `prefix`; returns how many.
@@ -69,11 +69,16 @@ fn remove_naming(tree: &sled::Tree, prefix: &[u8], user: &Id) -> Result<usize, A
 
 impl Accounts {
     /// Purges `user`'s account from the accounts store and leaves its tombstone (see the
-    /// module). Their vaults are the caller's to purge (`Store::purge_owner`).
+    /// module). Their vaults are the caller's to purge (`Store::purge_owner`). Running it again
+    /// on a purged account deletes whatever a purge cut short left, and records nothing new.
     pub fn purge_user(&self, user: &Id) -> Result<Purged, AccountError> {
         let mut u = self.user(user)?;
-        if u.state == UserState::Purged {
-            return Err(AccountError::Invalid("that account is purged already"));
+        let first = u.state != UserState::Purged;
+        // Mail waiting in the outbox to the account's address (no relay set up) goes too.
+        if let (Some(m), Some(email)) = (self.mailer(), u.email.as_deref()) {
+            if let Err(e) = m.forget_recipient(email) {
+                tracing::warn!(error = %e, "deleting a purged account's mail from the outbox failed");
+            }
         }
         // First the tombstone, so nothing of the account works from here on.
         u.state = UserState::Purged;
@@ -99,6 +104,9 @@ impl Accounts {
         for tree in [&self.invitations, &self.resets, &self.unsubscribes, &self.not_me] {
             n.tokens += remove_naming(tree, &[], user)?;
         }
+        // As support staff: the grants they opened stay with the users they helped (whose
+        // history it is); only the index by staff goes.
+        remove_prefix(&self.support_by_staff, &user.0)?;
         for k in self.support_by_user.scan_prefix(user.0).keys() {
             let gid = k?.get(16..32).and_then(|b| <[u8; 16]>::try_from(b).ok());
             let Some(gid) = gid else { continue };
@@ -111,7 +119,9 @@ impl Accounts {
         let log = u.practice.map_or([0; 16], |p| p.0);
         n.sign_ins = remove_naming(&self.signins, &log, user)?;
         n.events = remove_naming(&self.events, &log, user)?;
-        self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::Purged, &u, "operator", None))?;
+        if first {
+            self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::Purged, &u, "operator", None))?;
+        }
         self.flush_blocking()?;
         Ok(n)
     }

@@ -194,7 +194,8 @@ fn import(
     hash.update(header);
     let mut targets = Targets { dir: staging.to_owned(), dbs: Vec::new(), tree: None };
     let mut order = Order::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES * 2);
+    // The plaintext holds the key files: its buffer is wiped when it grows and when dropped.
+    let mut buf: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(READ_BYTES * 2));
     let mut at = 0;
     let mut digest = None;
     while !order.is_signed() {
@@ -226,6 +227,11 @@ fn import(
                 at = 0;
                 let have = buf.len();
                 let want = need.max(have + READ_BYTES);
+                if want > buf.capacity() {
+                    let mut bigger = Zeroizing::new(Vec::with_capacity(want));
+                    bigger.extend_from_slice(&buf);
+                    buf = bigger;
+                }
                 buf.resize(want, 0);
                 let n = read_fill(&mut reader, buf.get_mut(have..).unwrap_or_default())?;
                 buf.truncate(have + n);

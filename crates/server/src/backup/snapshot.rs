@@ -24,6 +24,8 @@ pub struct Stores<'a> {
     pub notes: &'a sled::Db,
     /// The identities store.
     pub identities: &'a sled::Db,
+    /// The lock every audit append takes (held while the accounts store is read).
+    pub audit_lock: Option<&'a std::sync::Mutex<()>>,
 }
 
 impl<'a> Stores<'a> {
@@ -109,7 +111,14 @@ pub fn write_plaintext<W: Write>(
     for (name, bytes) in files {
         f.item(&Item::File { name, bytes }).map_err(io)?;
     }
+    // The key files leave the buffer at once, and their bytes are wiped from it before any
+    // large value could make it move.
+    f.out.write_all(&f.buf).map_err(io)?;
+    zeroize::Zeroize::zeroize(&mut f.buf);
     for (store, db) in stores.each() {
+        // Audit appends (two trees in one transaction) wait while the accounts store is read,
+        // even those of the few reads that record a step: its snapshot always holds whole ones.
+        let _audit = (store == StoreKind::Accounts).then(|| stores.audit_lock.map(std::sync::Mutex::lock));
         let mut names = db.tree_names();
         names.sort();
         for name in names {
@@ -193,14 +202,19 @@ pub async fn take(
     recipients: Vec<age::x25519::Recipient>,
 ) -> Result<BackupSummary, BackupError> {
     let signer = Signer::load_or_create(&ctx.keys.signing_key).map_err(|e| BackupError::Invalid(e.to_string()))?;
-    let created_ms = ctx.accounts.clock().now();
     let started = std::time::Instant::now();
     let paused = ctx.accounts.write_pause().pause().await;
     let waited = started.elapsed();
+    let created_ms = ctx.accounts.clock().now();
     let (accounts, notes, identities, keys, out_path) =
         (ctx.accounts.clone(), ctx.notes.clone(), ctx.identities.clone(), ctx.keys.clone(), out.to_owned());
     let written = tokio::task::spawn_blocking(move || {
-        let stores = Stores { accounts: accounts.db(), notes: notes.db(), identities: identities.db() };
+        let stores = Stores {
+            accounts: accounts.db(),
+            notes: notes.db(),
+            identities: identities.db(),
+            audit_lock: Some(accounts.audit_lock()),
+        };
         write_file(&out_path, created_ms, &keys, stores, &signer, &recipients)
     })
     .await;
