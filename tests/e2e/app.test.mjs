@@ -138,6 +138,13 @@ async function enrollWith(page, enrollmentCode, email) {
   await untilNotThrottled(page, "/api/enroll", () => page.getByRole("button", { name: "Enroll" }).click());
 }
 
+// Opens Practice settings and waits until the admin's browser has checked the audit trail.
+async function openPracticeTrail(page) {
+  await page.getByRole("button", { name: "Practice settings" }).click();
+  await page.getByRole("heading", { name: "Practice settings" }).waitFor();
+  await page.locator("#audit-state:not(:empty), #audit-warning:not([hidden])").first().waitFor();
+}
+
 async function unlockWith(page, file) {
   await page.getByLabel("Key file", { exact: true }).setInputFiles(file);
   await page.getByRole("button", { name: "Unlock" }).click();
@@ -690,11 +697,7 @@ test("a server that alters a record, swaps a version, leaves a record out or rep
 
   // The practice's audit trail: the admin's browser keeps the head it saw, and a server that
   // shortens or rewrites the trail is caught at the next look.
-  const practice = async () => {
-    await page.getByRole("button", { name: "Practice settings" }).click();
-    await page.getByRole("heading", { name: "Practice settings" }).waitFor();
-    await page.locator("#audit-state:not(:empty), #audit-warning:not([hidden])").first().waitFor();
-  };
+  const practice = () => openPracticeTrail(page);
   await practice();
   assert.match(await page.locator("#audit-state").textContent(), /entries, each chained to the one before/);
   await page.getByRole("button", { name: "Back" }).click();
@@ -1099,11 +1102,7 @@ test("backup and restore: the operator restores the server onto a new directory,
   await page.goto(url);
   await enrollWith(page, added.match(/enrollment code:\s+(\S+)/)[1], "bea@example.org");
   await page.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
-  const practice = async () => {
-    await page.getByRole("button", { name: "Practice settings" }).click();
-    await page.getByRole("heading", { name: "Practice settings" }).waitFor();
-    await page.locator("#audit-state:not(:empty), #audit-warning:not([hidden])").first().waitFor();
-  };
+  const practice = () => openPracticeTrail(page);
   await practice();
   assert.match(await page.locator("#audit-state").textContent(), /entries, each chained to the one before/);
 

@@ -135,6 +135,9 @@ pub struct Accounts {
     challenges: std::sync::Arc<devices::Challenges>,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     audit_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Held while a support code (or a support step) is counted against its limit and stored,
+    /// so that requests made at once cannot pass `MAX_LIVE_GRANTS` (`MAX_SUPPORT_STEPS`) together.
+    grants_lock: std::sync::Arc<std::sync::Mutex<()>>,
     pause: crate::pause::WritePause,
 }
 
@@ -195,6 +198,7 @@ impl Accounts {
             challenges: std::sync::Arc::default(),
             in_flight: std::sync::Arc::default(),
             audit_lock: std::sync::Arc::default(),
+            grants_lock: std::sync::Arc::default(),
             pause: crate::pause::WritePause::default(),
         })
     }

@@ -260,3 +260,39 @@ async fn disabling_an_account_ends_its_support_access_and_support_writes_nothing
     let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"user-disabled") && kinds.contains(&"support-session-ended"), "{kinds:?}");
 }
+
+/// Codes asked for at the same moment, from as many threads, still stop at the limit: the
+/// count and the insert are one step.
+#[test]
+fn codes_asked_for_at_once_stop_at_the_limit() {
+    use kluis_server::accounts::model::SupportScope;
+    use kluis_server::accounts::support::MAX_LIVE_GRANTS;
+    const THREADS: usize = 12;
+    const ROUNDS: usize = 20;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = TestServer::cheap();
+    for round in 0..ROUNDS {
+        let name = format!("user{round}");
+        rt.block_on(s.practice(&format!("P{round}"), &name));
+        let user = s.state.accounts.user_by_name(&name).unwrap().unwrap();
+        let start = std::sync::Barrier::new(THREADS);
+        let made = std::thread::scope(|scope| {
+            let asks: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        start.wait();
+                        single.block_on(s.state.accounts.create_support_code(
+                            &user,
+                            60,
+                            [SupportScope::ViewStorage].into(),
+                        ))
+                    })
+                })
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).filter(Result::is_ok).count()
+        });
+        assert_eq!(made, MAX_LIVE_GRANTS, "round {round}");
+        assert_eq!(s.state.accounts.support_of(&user.id).unwrap().len(), MAX_LIVE_GRANTS, "round {round}");
+    }
+}

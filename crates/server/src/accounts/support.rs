@@ -123,6 +123,8 @@ impl Accounts {
         if scopes.is_empty() {
             return Err(AccountError::Invalid("choose what support may see or do"));
         }
+        // No await until the grant is stored: the count and the insert are one step.
+        let counting = self.grants_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let live = self
             .grants_of(&user.id)?
             .iter()
@@ -147,6 +149,7 @@ impl Accounts {
         self.support_grants.insert(grant.id.0, to_json(&grant)?)?;
         self.support_by_user.insert(index_key(&user.id, &grant.id), &[])?;
         self.support_codes.insert(code.hash(SecretKind::SupportCode), &grant.id.0)?;
+        drop(counting);
         let mut event = self.simple_event(EventKind::SupportCodeCreated, user, "user", None);
         event.detail = Some(grant.id.to_string());
         self.record_event(user.practice.as_ref(), &event)?;
@@ -365,12 +368,15 @@ impl Accounts {
         if user.state != UserState::Active {
             return Err(AccountError::NotFound);
         }
+        // As with codes: the count and the insert are one step.
+        let counting = self.grants_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.support_actions.scan_prefix(g.id.0).count() >= MAX_SUPPORT_STEPS {
             return Err(AccountError::Throttled(g.expires_ms.saturating_sub(self.clock.now()).max(1)));
         }
         let allowed = g.scopes.contains(&scope);
         let action = SupportAction { at_ms: self.clock.now(), scope, detail: detail.to_owned(), allowed };
         self.support_actions.insert(action_key(&g.id, self.db.generate_id()?), to_json(&action)?)?;
+        drop(counting);
         let scope_name =
             serde_json::to_value(scope).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let kind = if allowed { format!("support-step-{scope_name}") } else { format!("support-refused-{scope_name}") };
