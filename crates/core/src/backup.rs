@@ -230,6 +230,9 @@ fn decode_at<'a>(c: &mut Cursor<'a>) -> Result<std::result::Result<Item<'a>, usi
     let item = match tag {
         TAG_FILE => {
             let n = usize::from(get!(c.u8()));
+            if !(1..=MAX_BACKUP_FILE_NAME).contains(&n) {
+                return Err(malformed(WHAT, "a file name is 1 to 32 of a-z 0-9 . _ -"));
+            }
             let name = get!(c.take(n));
             if !is_file_name(name) {
                 return Err(malformed(WHAT, "a file name is 1 to 32 of a-z 0-9 . _ -"));
@@ -502,6 +505,9 @@ mod tests {
         b.extend_from_slice(&u32::try_from(MAX_BACKUP_VALUE_BYTES).unwrap().to_be_bytes());
         assert_eq!(decode_item(&b).unwrap(), Decoded::Incomplete(b.len() + MAX_BACKUP_VALUE_BYTES));
         assert!(decode_item(&[TAG_FILE, 3, b'A', b'B', b'C']).is_err(), "upper-case file name");
+        // A file name longer than 32 bytes: refused from its length, not read first.
+        assert!(matches!(decode_item(&[TAG_FILE, 33]), Err(Error::Malformed { .. })), "33-byte name");
+        assert!(matches!(decode_item(&[TAG_FILE, 0]), Err(Error::Malformed { .. })), "empty name");
         assert!(decode_item(&[9]).is_err(), "unknown tag");
         assert!(decode_header(b"kluis-backup/v2\n\0\0\0\0\0\0\0\0").is_err());
     }

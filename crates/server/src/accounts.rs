@@ -162,7 +162,17 @@ impl Accounts {
 
     /// Opens with a given hasher (tests and benchmarks).
     pub fn open_with(dir: &Path, clock: Clock, hasher: Hasher) -> Result<Self, AccountError> {
-        let db = sled::open(dir)?;
+        Self::on(sled::open(dir)?, clock, hasher)
+    }
+
+    /// The accounts database in a sled database this process has open already (a restore
+    /// that has just filled it: reopening it could find its lock still held by sled's own
+    /// threads).
+    pub fn on_db(db: sled::Db, clock: Clock) -> Result<Self, AccountError> {
+        Self::on(db, clock, Hasher::new(password::HashParams::CURRENT, hash_slots()))
+    }
+
+    fn on(db: sled::Db, clock: Clock, hasher: Hasher) -> Result<Self, AccountError> {
         // Known-browser tokens (before devices had keys) are no longer honoured.
         db.drop_tree("browsers")?;
         Ok(Accounts {

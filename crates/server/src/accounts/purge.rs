@@ -36,12 +36,20 @@ pub struct Purged {
     pub events: usize,
 }
 
-/// Whether a JSON record names `user` in its `user` field (and is not the record of a purge,
-/// which a purge run again keeps).
-fn names_user(value: &[u8], user: &Id) -> bool {
+/// Which of the records naming an account a deletion leaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The record of its purge (a purge run again keeps it, for the practice's admins).
+    ThePurge,
+    /// None (a transfer: the new owner's history starts empty).
+    Nothing,
+}
+
+/// Whether a JSON record names `user` in its `user` field and is not one `keep` spares.
+fn names_user(value: &[u8], user: &Id, keep: Keep) -> bool {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(value) else { return false };
     v.get("user").and_then(|u| u.as_str()) == Some(user.to_string().as_str())
-        && v.get("kind").and_then(|k| k.as_str()) != Some("purged")
+        && !(keep == Keep::ThePurge && v.get("kind").and_then(|k| k.as_str()) == Some("purged"))
 }
 
 /// Deletes every key of `tree` under `prefix`; returns how many.
@@ -54,12 +62,13 @@ fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<usize, AccountError
     Ok(n)
 }
 
-/// Deletes every record under `prefix` whose `user` is `user`; returns how many.
-fn remove_naming(tree: &sled::Tree, prefix: &[u8], user: &Id) -> Result<usize, AccountError> {
+/// Deletes every record under `prefix` whose `user` is `user`, but what `keep` spares;
+/// returns how many.
+fn remove_naming(tree: &sled::Tree, prefix: &[u8], user: &Id, keep: Keep) -> Result<usize, AccountError> {
     let mut n = 0;
     for kv in tree.scan_prefix(prefix) {
         let (k, v) = kv?;
-        if names_user(&v, user) {
+        if names_user(&v, user, keep) {
             tree.remove(k)?;
             n += 1;
         }
@@ -102,7 +111,7 @@ impl Accounts {
         n.devices = remove_prefix(&self.devices, &user.0)?;
         n.writes = remove_prefix(&self.writes, &user.0)?;
         for tree in [&self.invitations, &self.resets, &self.unsubscribes, &self.not_me] {
-            n.tokens += remove_naming(tree, &[], user)?;
+            n.tokens += remove_naming(tree, &[], user, Keep::ThePurge)?;
         }
         // As support staff: the grants they opened stay with the users they helped (whose
         // history it is); only the index by staff goes.
@@ -117,8 +126,8 @@ impl Accounts {
             }
         }
         let log = u.practice.map_or([0; 16], |p| p.0);
-        n.sign_ins = remove_naming(&self.signins, &log, user)?;
-        n.events = remove_naming(&self.events, &log, user)?;
+        n.sign_ins = remove_naming(&self.signins, &log, user, Keep::ThePurge)?;
+        n.events = remove_naming(&self.events, &log, user, Keep::ThePurge)?;
         if first {
             self.record_event(u.practice.as_ref(), &self.simple_event(EventKind::Purged, &u, "operator", None))?;
         }
@@ -143,6 +152,12 @@ impl Accounts {
                 .map_err(|_| AccountError::Taken("that username is taken"))?;
             self.usernames.remove(old.key())?;
         }
+        // The new owner's history starts empty: the purge's own event goes too (the audit
+        // trail keeps the purge), and any sign-in row that still names the account (written
+        // before attempts on a purged login were logged as unmatched).
+        let log = u.practice.map_or([0; 16], |p| p.0);
+        remove_naming(&self.events, &log, &u.id, Keep::Nothing)?;
+        remove_naming(&self.signins, &log, &u.id, Keep::Nothing)?;
         u.username = new.display().to_owned();
         u.state = UserState::Invited;
         self.put_user(&u)?;

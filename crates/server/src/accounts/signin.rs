@@ -252,7 +252,9 @@ impl Accounts {
     /// Signs in with username and password.
     pub async fn sign_in(&self, attempt: Attempt<'_>) -> Result<Outcome, AccountError> {
         let Attempt { username, password, ip, user_agent, device, old_session } = attempt;
-        let user = self.user_by_name(username)?;
+        // A purged login is no one's: an attempt on it is an unmatched username (logged under no
+        // account, counted on no account), so nothing new ever names the purged account.
+        let user = self.user_by_name(username)?.filter(|u| u.state != UserState::Purged);
         if let Err(ms) = self.throttle.ip(ip) {
             let a = Client { ip, user_agent, device: None };
             self.log_sign_in(user.as_ref(), &a, false, SignInResult::Throttled)?;

@@ -142,13 +142,15 @@ impl Targets {
         Ok(())
     }
 
-    fn close(mut self) -> Result<(), BackupError> {
+    /// Applies the last batch and flushes every database; hands back the accounts database,
+    /// still open, for the `restored` entries.
+    fn close(mut self) -> Result<sled::Db, BackupError> {
         self.apply()?;
         self.tree = None;
         for (_, db) in &self.dbs {
             db.flush()?;
         }
-        Ok(())
+        self.db(StoreKind::Accounts)
     }
 }
 
@@ -174,7 +176,7 @@ fn import(
     identities: &[age::x25519::Identity],
     key: &VerifyingKey,
     staging: &Path,
-) -> Result<(String, u64, u64), BackupError> {
+) -> Result<(String, u64, u64, sled::Db), BackupError> {
     let file = std::fs::File::open(from).map_err(|e| BackupError::io(from.display(), e))?;
     let decryptor = age::Decryptor::new_buffered(std::io::BufReader::new(file)).map_err(|e| match e {
         age::DecryptError::Io(e) => BackupError::io(from.display(), e),
@@ -250,9 +252,9 @@ fn import(
         return Err(kluis_core::Error::Malformed { what: "backup", reason: "bytes after the signature" }.into());
     }
     let pairs = order.pairs();
-    targets.close()?;
+    let accounts = targets.close()?;
     let digest = digest.ok_or(BackupError::Signature)?;
-    Ok((backup_id(&digest), created_ms, pairs))
+    Ok((backup_id(&digest), created_ms, pairs, accounts))
 }
 
 /// Restores `from` into `data` (new or empty), after checking that it decrypts with
@@ -277,8 +279,8 @@ pub fn restore(
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(&staging).map_err(|e| BackupError::io(staging.display(), e))?;
     let result = (|| {
-        let (id, created_ms, pairs) = import(from, identities, key, &staging)?;
-        let chains = mark_restored(&staging, clock, &id, created_ms)?;
+        let (id, created_ms, pairs, accounts) = import(from, identities, key, &staging)?;
+        let chains = mark_restored(accounts, clock, &id, created_ms)?;
         check_target(&data)?;
         if data.exists() {
             std::fs::remove_dir(&data).map_err(|e| BackupError::io(data.display(), e))?;
@@ -294,8 +296,8 @@ pub fn restore(
 }
 
 /// Appends `restored` to every audit chain (and the operator's); returns how many.
-fn mark_restored(staging: &Path, clock: Clock, id: &str, created_ms: u64) -> Result<usize, BackupError> {
-    let accounts = Accounts::open(&staging.join(StoreKind::Accounts.dir_name()), clock)?;
+fn mark_restored(db: sled::Db, clock: Clock, id: &str, created_ms: u64) -> Result<usize, BackupError> {
+    let accounts = Accounts::on_db(db, clock)?;
     let chains = accounts.all_chains()?;
     for chain in &chains {
         accounts.audit(chain, RESTORED_KIND, None, "operator", &format!("{id}@{created_ms}"))?;
