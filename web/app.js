@@ -621,7 +621,7 @@
       return;
     }
     if (me.second_factor_required && !me.second_factor) {
-      showAccount(T("account.2fa-required"));
+      showAccount(T(me.second_factor_due ? "account.2fa-reset" : "account.2fa-required"));
       return;
     }
     if (location.hash === "#preferences") {
@@ -1312,7 +1312,9 @@
     try {
       const me = await api("GET", "/api/me");
       account = me;
-      if (me.second_factor_required && !me.second_factor) throw new Error(T("account.2fa-required"));
+      if (me.second_factor_required && !me.second_factor) {
+        throw new Error(T(me.second_factor_due ? "account.2fa-reset" : "account.2fa-required"));
+      }
       idleMs = (me.idle_minutes || 15) * 60 * 1000;
       lastActivity = Date.now();
       // The key file is registered on first use; later unlocks must present the same one.

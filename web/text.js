@@ -12,6 +12,7 @@ const KLUIS_TEXT = {
   "account.2fa-on": "Two-step sign-in is on: after your password, kluis asks for a code from your authenticator app.",
   "account.2fa-off": "Two-step sign-in is off. Turn it on so that a stolen password alone does not let anyone in.",
   "account.2fa-required": "Your practice requires two-step sign-in. Set up an authenticator app to go on.",
+  "account.2fa-reset": "Your two-step sign-in was reset. Set up an authenticator app again to go on.",
   "account.totp-begin": "Set up an authenticator app",
   "account.totp-scan": "Scan this code with your authenticator app (for example Google Authenticator, Microsoft Authenticator or FreeOTP), then type the six digits it shows.",
   "account.totp-secret": "Cannot scan? Type this key into the app:",

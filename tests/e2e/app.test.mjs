@@ -992,7 +992,7 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await dora.goto(url);
   await signIn(dora, "dora");
   await dora.getByRole("heading", { name: "Account and security" }).waitFor();
-  assert.match(await dora.locator("#status").textContent(), /requires two-step sign-in/);
+  assert.match(await dora.locator("#status").textContent(), /two-step sign-in was reset/);
   await other.close();
   await context.close();
 });

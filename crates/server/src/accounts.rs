@@ -448,6 +448,7 @@ impl Accounts {
             second_factor: None,
             pending_totp: None,
             notifications: Default::default(),
+            second_factor_due: false,
         };
         self.usernames
             .compare_and_swap(name.key(), None as Option<&[u8]>, Some(&user.id.0[..]))?

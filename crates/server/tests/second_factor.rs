@@ -277,11 +277,16 @@ async fn an_admin_resets_a_lost_second_factor_with_a_record_of_who_checked_and_h
     assert_eq!(reset("bram", &anna, with_evidence).await.status, 400);
     assert_eq!(reset("anna", &anna, ok.clone()).await.status, 403, "never one's own");
     assert_eq!(reset("bram", &anna, ok).await.status, 204);
-    // Bram's sessions ended; his next sign-in asks no code, and he sets up a new factor.
+    // Bram's sessions ended; his next sign-in asks no code, and he must set up a new factor
+    // before anything else, though his practice does not require one.
     assert_eq!(s.call(Call::get("/api/me").session(&bram)).await.status, 401);
     let res = s.sign_in("bram", PASSWORD).await;
     assert_eq!(res.json()["second_factor"], false);
-    let _ = secret;
+    let bram = res.set_cookie("__Host-kluis-session").unwrap();
+    let me = s.call(Call::get("/api/me").session(&bram)).await.json();
+    assert_eq!((&me["second_factor_required"], &me["second_factor_due"]), (&true.into(), &true.into()), "{me}");
+    let some_vault = || Call::get("/api/vaults/00000000000000000000000000000000/head").session(&bram);
+    assert_eq!(s.call(some_vault()).await.status, 403, "nothing before the set-up");
     // The practice's record names who did it, who checked and how.
     let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
     assert_eq!(
@@ -295,6 +300,12 @@ async fn an_admin_resets_a_lost_second_factor_with_a_record_of_who_checked_and_h
     assert_eq!(kinds, ["second-factor-reset", "second-factor-enabled", "device-trusted", "device-trusted"]);
     let theirs = s.call(Call::get("/api/practice/events").session(&olga)).await.json();
     assert!(theirs.as_array().unwrap().iter().all(|e| e["username"] == "olga"), "{theirs}");
+    // Once a new factor is on, he is ready.
+    let (new_secret, _) = set_up(&s, &bram).await;
+    assert_ne!(new_secret, secret);
+    let me = s.call(Call::get("/api/me").session(&bram)).await.json();
+    assert_eq!((&me["second_factor_required"], &me["second_factor_due"]), (&false.into(), &false.into()), "{me}");
+    assert_eq!(s.call(some_vault()).await.status, 404, "ready: the vault is only not his");
 }
 
 #[tokio::test]

@@ -296,3 +296,64 @@ fn codes_asked_for_at_once_stop_at_the_limit() {
         assert_eq!(s.state.accounts.support_of(&user.id).unwrap().len(), MAX_LIVE_GRANTS, "round {round}");
     }
 }
+
+/// Every scope's route answers only to a session whose code grants that scope: with all the
+/// others it is refused, with that one alone it is not.
+#[tokio::test]
+async fn each_scope_is_refused_unless_the_code_grants_it() {
+    const SCOPES: [&str; 7] = [
+        "view-settings",
+        "view-devices",
+        "view-sign-ins",
+        "view-second-factor",
+        "view-storage",
+        "resend-invitation",
+        "revoke-device",
+    ];
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    // Fourteen redemptions: a staff member may redeem a burst of five at once.
+    let mut crew = Vec::new();
+    for name in ["sam", "ben", "eva"] {
+        crew.push(staff(&s, name).await);
+    }
+    let invite = Call::post("/api/practice/invitations")
+        .session(&anna)
+        .json(serde_json::json!({"username": "carl", "roles": ["practitioner"], "email": "carl@example.org"}));
+    assert_eq!(s.call(invite).await.status, 201);
+    let laptop = s.sign_in_new_browser("anna", Some(&server::device_key())).await;
+    let mine = s.call(Call::get("/api/devices").session(&laptop)).await.json();
+    let laptop_id = mine["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let step = |sam: &str, id: &str, scope: &str| {
+        let base = format!("/api/support/sessions/{id}");
+        let call = match scope {
+            "resend-invitation" => Call::post(&format!("{base}/invitations/carl")),
+            "revoke-device" => Call::new(Method::DELETE, &format!("{base}/devices/{laptop_id}")),
+            view => Call::get(&format!("{base}/{}", view.trim_start_matches("view-"))),
+        };
+        s.call(call.session(sam))
+    };
+    let mut redeemed = 0;
+    for scope in SCOPES {
+        for (grant, allowed) in
+            [(SCOPES.iter().filter(|s| **s != scope).collect::<Vec<_>>(), false), (vec![&scope], true)]
+        {
+            let made = make_code(&s, &anna, serde_json::json!({ "scopes": grant })).await.json();
+            let id = made["grant"]["id"].as_str().unwrap().to_owned();
+            let sam = &crew[redeemed / kluis_server::accounts::throttle::SUPPORT_REDEEM_BURST as usize];
+            redeemed += 1;
+            assert_eq!(redeem(&s, sam, made["code"].as_str().unwrap()).await.status, 201);
+            let status = step(sam, &id, scope).await.status;
+            if allowed {
+                assert!(status.is_success(), "{scope} granted: {status}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{scope} not granted");
+            }
+            let end = Call::new(Method::DELETE, &format!("/api/account/support/{id}")).session(&anna);
+            assert_eq!(s.call(end).await.status, 204);
+        }
+    }
+}

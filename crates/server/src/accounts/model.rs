@@ -223,6 +223,10 @@ pub struct User {
     /// Which optional notices the user wants.
     #[serde(default)]
     pub notifications: Notifications,
+    /// Set by a second-factor reset: the user must set a new second factor up before anything
+    /// else, whatever the practice's policy; cleared when one is turned on (FORMAT.md §9.2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub second_factor_due: bool,
 }
 
 /// The optional notices a user may turn off (the security notices, such as codes, links and

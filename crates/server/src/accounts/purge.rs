@@ -99,6 +99,7 @@ impl Accounts {
         u.pending_totp = None;
         u.failures = Default::default();
         u.notifications = Default::default();
+        u.second_factor_due = false;
         self.put_user(&u)?;
         self.tickets.remove_user(user);
         let mut n = Purged::default();

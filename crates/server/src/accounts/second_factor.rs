@@ -186,6 +186,7 @@ impl Accounts {
                     recovery: hashes.clone(),
                 });
                 u.pending_totp = None;
+                u.second_factor_due = false;
             }
         })?;
         if !confirmed {
@@ -286,6 +287,8 @@ impl Accounts {
         let u = self.update_user(user, |u| {
             u.second_factor = None;
             u.pending_totp = None;
+            // Re-enrollment is forced: until a new factor is on, nothing but its set-up.
+            u.second_factor_due = true;
         })?;
         self.end_all_sessions(user)?;
         self.tickets.remove_user(user);

@@ -48,6 +48,9 @@ pub struct Me {
     /// Whether the practice requires one: without it, the app sends the user to set one up, and
     /// the server refuses vaults and practice pages until then.
     second_factor_required: bool,
+    /// Whether it is required because an admin or the operator reset the user's second factor
+    /// (whatever the practice's policy): the app says so.
+    second_factor_due: bool,
     /// The practice's HIPAA mode: the app signs out (not only locks) after the idle time.
     hipaa_mode: bool,
     /// Which optional notices the user gets.
@@ -67,7 +70,8 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
     let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
     let idle_minutes =
         practice.as_ref().map_or(crate::accounts::model::DEFAULT_IDLE_MINUTES, |p| p.policy.idle_minutes);
-    let second_factor_required = practice.as_ref().is_some_and(|p| p.policy.requires_second_factor());
+    let second_factor_required =
+        user.second_factor_due || practice.as_ref().is_some_and(|p| p.policy.requires_second_factor());
     let hipaa_mode = practice.as_ref().is_some_and(|p| p.policy.hipaa_mode);
     let practice = practice.map(|p| p.name);
     let vault = |s: &crate::store::Store| -> Result<Option<String>, ApiError> {
@@ -83,6 +87,7 @@ fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         vaults: Vaults { notes: vault(&state.notes)?, identities: vault(&state.identities)? },
         second_factor: user.second_factor.is_some(),
         second_factor_required,
+        second_factor_due: user.second_factor_due,
         hipaa_mode,
         notifications: user.notifications,
         mail_to_outbox: user.roles.contains(&Role::Admin) && state.accounts.mailer().is_none_or(|m| m.is_outbox()),

@@ -69,6 +69,9 @@ pub fn require_ready(state: &AppState, signed: &Signed) -> Result<(), ApiError> 
     if signed.user.second_factor.is_some() && signed.session.second_factor {
         return Ok(());
     }
+    if signed.user.second_factor_due {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "your second factor was reset: set up a new one first"));
+    }
     let required = match signed.user.practice {
         Some(p) => state.accounts.practice(&p)?.policy.requires_second_factor(),
         None => false,
