@@ -11,6 +11,7 @@ mod server;
 
 use kluis_server::accounts::audit::{AuditEntry, AuditHead, check_run};
 use kluis_server::accounts::model::Role;
+use kluis_server::accounts::second_factor::code_at;
 use server::{Call, PASSWORD, TestServer};
 
 #[tokio::test]
@@ -20,6 +21,45 @@ async fn events_and_sign_ins_chain_up_with_ids_only_and_the_admin_reads_them() {
     let bram = s.member("Praktijk Noord", "bram", &[Role::Practitioner]).await;
     assert_eq!(s.sign_in("bram", "wrong password here").await.status, 401);
     assert_eq!(s.sign_in("bram", PASSWORD).await.status, 200);
+    // A second browser trusted, then removed.
+    let laptop = s.sign_in_new_browser("bram", Some(&server::device_key())).await;
+    let devices = s.call(Call::get("/api/devices").session(&laptop)).await.json();
+    let laptop_id = devices["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let remove = Call::new(axum::http::Method::DELETE, &format!("/api/devices/{laptop_id}")).session(&bram);
+    assert_eq!(s.call(remove).await.status, 204);
+    // A second factor turned on.
+    let totp = |token: &str| {
+        let token = token.to_owned();
+        let s = &s;
+        async move {
+            let res = s.call(Call::post("/api/account/totp").session(&token)).await;
+            let secret = res.json()["secret"].as_str().unwrap().to_owned();
+            let code = code_at(&secret, s.clock.now() / 1000).unwrap();
+            let confirm = Call::post("/api/account/totp/confirm").session(&token);
+            assert_eq!(s.call(confirm.json(serde_json::json!({ "code": code }))).await.status, 200);
+        }
+    };
+    totp(&bram).await;
+    // A support session with one step.
+    let sam = s.support("sam").await;
+    totp(&sam).await;
+    let made = s
+        .call(Call::post("/api/account/support").session(&bram).json(serde_json::json!({"scopes": ["view-storage"]})))
+        .await
+        .json();
+    let grant = made["grant"]["id"].as_str().unwrap();
+    let redeem = Call::post("/api/support/redeem").session(&sam).json(serde_json::json!({ "code": made["code"] }));
+    assert_eq!(s.call(redeem).await.status, 201);
+    let step = Call::get(&format!("/api/support/sessions/{grant}/storage")).session(&sam);
+    assert_eq!(s.call(step).await.status, 200);
+    // An IP release.
+    let release = Call::post("/api/practice/ip-release")
+        .session(&anna)
+        .json(serde_json::json!({"username": "bram", "reason": "a police request, ref 2026-117"}));
+    assert_eq!(s.call(release).await.status, 200);
     assert_eq!(s.call(Call::post("/api/practice/users/bram/disable").session(&anna)).await.status, 204);
     let page = s.call(Call::get("/api/practice/audit").session(&anna)).await;
     assert_eq!(page.status, 200);
@@ -28,12 +68,24 @@ async fn events_and_sign_ins_chain_up_with_ids_only_and_the_admin_reads_them() {
     let head: AuditHead = serde_json::from_value(body["head"].clone()).unwrap();
     assert_eq!(check_run(None, &entries).unwrap(), Some(head), "the chain the admin reads verifies to its head");
     let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-    for k in ["device-trusted", "sign-in-failed", "sign-in-success", "user-disabled"] {
+    for k in [
+        "device-trusted",
+        "device-revoked",
+        "sign-in-failed",
+        "sign-in-success",
+        "second-factor-enabled",
+        "support-code-created",
+        "support-session-started",
+        "support-step-view-storage",
+        "ip-release",
+        "user-disabled",
+        "support-session-ended",
+    ] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
     // Kinds and ids only: no usernames, addresses or practice names.
     let text = body.to_string();
-    for personal in ["anna", "bram", "Noord", "10."] {
+    for personal in ["anna", "bram", "sam", "Noord", "10.", "police", "2026-117"] {
         assert!(!text.contains(personal), "{personal} in the audit trail: {text}");
     }
     // Paging: after entry N, only the later ones; another practice's admin sees their own.

@@ -94,6 +94,12 @@ async fn in_hipaa_mode_every_sign_in_is_announced_and_its_link_ends_that_session
     let set = |p: serde_json::Value| s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(p));
     assert_eq!(set(policy.clone()).await.status, 400, "HIPAA mode allows at most 30 idle minutes");
     let mut policy = policy;
+    let cap = kluis_server::accounts::model::HIPAA_MAX_IDLE_MINUTES;
+    policy["idle_minutes"] = (cap + 1).into();
+    assert_eq!(set(policy.clone()).await.status, 400, "one minute over the cap");
+    policy["idle_minutes"] = cap.into();
+    assert_eq!(set(policy.clone()).await.status, 200, "the cap itself");
+    assert_eq!(cap, 30);
     policy["idle_minutes"] = 15.into();
     assert_eq!(set(policy).await.status, 200);
     assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.json()["second_factor_required"], true);
@@ -212,6 +218,23 @@ async fn a_password_reset_link_works_once_for_an_hour_and_still_leaves_the_secon
     assert_eq!(s.sign_in("anna", PASSWORD).await.status, 401);
     let res = s.sign_in("anna", new_password).await;
     assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
+    // From a browser the account does not trust, the new password and a right code still leave
+    // that browser to be confirmed: a reset link bypasses neither step.
+    let stranger = server::device_key();
+    let res = s.sign_in_from("anna", new_password, Some(&stranger)).await;
+    assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
+    let ticket = res.set_cookie("__Host-kluis-ticket").unwrap();
+    s.clock.advance(TOTP_STEP_SECS * 1000);
+    let code = code_at(&secret, s.clock.now() / 1000).unwrap();
+    let res = s
+        .call(
+            Call::post("/api/sign-in/second-factor")
+                .cookie(&format!("__Host-kluis-ticket={ticket}"))
+                .json(serde_json::json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(res.json()["second_step"], "device", "{}", String::from_utf8_lossy(&res.body));
+    assert!(res.set_cookie("__Host-kluis-session").is_none(), "no session before the browser is confirmed");
     sink.wait_for_subject("Your kluis password was changed", 1).await;
 
     // Asking again never spoils a link sent before (a stranger who keeps asking cannot cancel
