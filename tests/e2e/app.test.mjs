@@ -1009,8 +1009,15 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   await admin.getByRole("button", { name: "Practice settings" }).click();
   await admin.getByRole("heading", { name: "Practice settings" }).waitFor();
   await admin.getByRole("checkbox", { name: /^HIPAA mode/ }).check();
+  // With a shorter idle time and a longer minimum password, set here too.
+  await admin.locator("#policy-idle").fill("10");
+  await admin.locator("#policy-min-password").fill("16");
   await admin.getByRole("button", { name: "Save settings" }).click();
   await admin.getByText("Settings saved.").waitFor();
+  const saved = await (await adminContext.request.get(`${url}api/practice/policy`)).json();
+  assert.equal(saved.idle_minutes, 10);
+  assert.equal(saved.min_password_chars, 16);
+  assert.equal(saved.hipaa_mode, true);
   await adminContext.close();
 
   // Carla (key file with a passphrase, no second factor yet) is sent to set one up.
@@ -1053,8 +1060,8 @@ test("HIPAA mode: every sign-in announced by e-mail, whose link ends that sessio
   assert.equal((await context.request.get(`${url}api/me`)).status(), 401);
   await other.close();
 
-  // Idle in HIPAA mode: the app locks, wipes its keys and signs out.
-  await page.clock.fastForward("15:30");
+  // Idle in HIPAA mode past the practice's 10 minutes: the app locks, wipes its keys and signs out.
+  await page.clock.fastForward("10:30");
   await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
   assert.match(await page.locator("#status").textContent(), /Signed out after a while without activity/);
   assert.equal(await page.locator("#vault-fingerprint").textContent(), "");

@@ -420,3 +420,27 @@ async fn debug_output_prints_no_secret() {
     let shown = format!("{mail:?}");
     assert!(!shown.contains("654321") && !shown.contains("TOKEN-VALUE"), "{shown}");
 }
+
+/// The practice's own minimum password length holds when a new user chooses a password.
+#[tokio::test]
+async fn the_practices_minimum_password_length_is_enforced_at_enrollment() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let policy = serde_json::json!({
+        "idle_minutes": 15, "absolute_hours": 12, "min_password_chars": 30, "second_factor_required": false,
+        "hipaa_mode": false
+    });
+    assert_eq!(s.call(Call::new(Method::PUT, "/api/practice/policy").session(&anna).json(policy)).await.status, 200);
+    let invited =
+        s.state.accounts.invite("P", "carl", [kluis_server::accounts::model::Role::Practitioner].into()).unwrap();
+    let enroll = |password: &str| {
+        let body = serde_json::json!({"code": invited.code.clone(), "password": password, "email": "carl@example.org"});
+        s.call(Call::post("/api/enroll").json(body))
+    };
+    assert!(PASSWORD.chars().count() < 30);
+    let res = enroll(PASSWORD).await;
+    assert_eq!(res.status, 400, "{}", String::from_utf8_lossy(&res.body));
+    assert!(String::from_utf8_lossy(&res.body).contains("30"), "the error names the minimum");
+    let res = enroll("lentewind over het wad bij laagwater").await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+}
