@@ -378,3 +378,51 @@ async fn backups_taken_while_saves_go_on_restore_to_states_that_verify() {
     assert!(counters.windows(2).all(|w| w[0] <= w[1]), "{counters:?}");
     assert!(counters.first() < counters.last(), "the backups caught the vault at different states: {counters:?}");
 }
+
+/// `--backup-every` repeats while serving, and `--keep` leaves only the newest backups.
+#[test]
+fn scheduled_backups_repeat_and_only_the_newest_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = cli::kluis(&["init", "--practice", "P", "--admin", "anna"], &data);
+    assert!(ok, "{err}");
+    let (_, recipient) = identity(dir.path(), "operator.age");
+    let backups = dir.path().join("backups");
+    let (server, startup) = cli::Running::serve(
+        &data,
+        &[
+            "--backup-dir",
+            backups.to_str().unwrap(),
+            "--backup-recipient",
+            &recipient,
+            "--backup-every",
+            "10s",
+            "--keep",
+            "2",
+        ],
+    );
+    assert!(startup.iter().any(|l| l.contains("backups: every 10s")), "{startup:?}");
+    let list = || kluis_server::backup::schedule::scheduled_backups(&backups).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut seen = std::collections::BTreeSet::new();
+    // Three taken (at start, then every 10 s) ...
+    while seen.len() < 3 {
+        seen.extend(list());
+        assert!(std::time::Instant::now() < deadline, "backups seen: {seen:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // ... and the oldest pruned once the third is whole.
+    let newest: Vec<_> = seen.iter().rev().take(2).rev().cloned().collect();
+    loop {
+        let now = list();
+        if now.len() <= 2 {
+            let mut now = now;
+            now.sort();
+            assert_eq!(now, newest, "the newest two stay");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not pruned: {now:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.stop();
+}
