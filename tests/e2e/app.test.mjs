@@ -11,8 +11,17 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+import { prepareZXingModule, readBarcodes } from "zxing-wasm/reader";
 import { startProxy } from "./tamper-proxy.mjs";
+
+// A QR reader (ZXing-C++ in wasm) for what the page shows, with its wasm from the package
+// rather than a CDN.
+{
+  const wasm = readFileSync(createRequire(import.meta.url).resolve("zxing-wasm/reader/zxing_reader.wasm"));
+  prepareZXingModule({ overrides: { wasmBinary: wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength) } });
+}
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = (name) => join(root, "target", process.env.KLUIS_PROFILE || "debug", name);
@@ -970,6 +979,16 @@ test("a practice admin requires two-step sign-in, and a user without it is sent 
   await page.locator("#totp-setup").waitFor();
   const secret = (await page.locator("#totp-secret").textContent()).trim();
   adminSecret = secret;
+  // The QR code, as a phone's camera sees it on the screen, scans to the otpauth URI with the
+  // same secret that is written out beside it.
+  const qr = page.locator("#totp-qr");
+  await qr.evaluate((img) => img.decode());
+  const [scanned] = await readBarcodes(new Uint8Array(await qr.screenshot()), { formats: ["QRCode"] });
+  assert.ok(scanned, "the QR code does not scan");
+  const uri = new URL(scanned.text);
+  assert.equal(`${uri.protocol}//${uri.host}`, "otpauth://totp");
+  assert.equal(uri.searchParams.get("secret"), secret.replace(/\s/g, ""));
+  assert.match(decodeURIComponent(uri.pathname), /admin/);
   await page.locator("#totp-confirm-code").fill(totp(secret));
   await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
   await page.getByRole("button", { name: "I have kept these codes" }).click();
