@@ -62,9 +62,13 @@ async fn every_response_carries_the_security_headers() {
 #[test]
 fn the_binary_serves_https_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
+    // The server key kept outside the data directory, named by the environment.
+    let keys = tempfile::tempdir().unwrap();
+    let server_key = keys.path().join("kluis-server.key");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kluis-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data"])
         .arg(dir.path())
+        .env("KLUIS_SERVER_KEY", &server_key)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -132,24 +136,30 @@ fn the_binary_serves_https_and_stops_gracefully() {
     // mailed (to the outbox, as no relay is set up), every time.
     let signed_in = curl_json("api/sign-in", r#"{"username":"Admin","password":"SECRET-PASSWORD lentewind"}"#);
     assert!(signed_in.ends_with("\n200") && signed_in.contains(r#""second_step":"device""#), "{signed_in}");
-    let mut device_code = String::new();
-    for _ in 0..100 {
-        let mails: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
-            .map(|d| {
-                d.map(|f| f.unwrap().path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                    .map(|p| std::fs::read_to_string(p).unwrap().replace("=\r\n", "").replace("=\n", ""))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(m) = mails.iter().find(|m| m.contains("confirm it: ")) {
-            let at = m.find("confirm it: ").unwrap() + "confirm it: ".len();
-            device_code = m[at..at + 6].to_owned();
-            break;
+    // What follows `marker` in the first outbox message that has it, once it is there.
+    let from_outbox = |marker: &str| -> String {
+        for _ in 0..100 {
+            let mails: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+                .map(|d| {
+                    d.map(|f| f.unwrap().path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                        .map(|p| {
+                            let text = std::fs::read_to_string(p).unwrap();
+                            text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(m) = mails.iter().find(|m| m.contains(marker)) {
+                let at = m.find(marker).unwrap() + marker.len();
+                return m[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(device_code.len(), 6, "the code reached the outbox");
+        panic!("no message with {marker} reached the outbox");
+    };
+    let device_code = from_outbox("confirm it: ");
+    assert_eq!(device_code.len(), 6, "{device_code}");
     let signed_in = curl_json("api/sign-in/device", &format!(r#"{{"code":"{device_code}"}}"#));
     assert!(signed_in.ends_with("\n200") && signed_in.contains(r#""roles":["practitioner","admin"]"#), "{signed_in}");
     let me = Command::new("curl")
@@ -161,6 +171,13 @@ fn the_binary_serves_https_and_stops_gracefully() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&me.stdout).contains(r#""username":"admin""#));
+    // A password-reset link: its token travels in the URL fragment and a POST body only.
+    assert!(curl_json("api/password-reset", r#"{"username":"admin"}"#).ends_with("\n202"));
+    let reset_token = from_outbox("act.html#reset=");
+    assert!(reset_token.len() >= 16, "{reset_token}");
+    let body = format!(r#"{{"token":"{reset_token}","password":"SECRET-NEW-PASSWORD lange zomeravond"}}"#);
+    let used = curl_json("api/password-reset/complete", &body);
+    assert!(used.ends_with("\n204"), "{used}");
     // Plain HTTP is not served on the HTTPS port, and the plain port only redirects.
     let on_tls_port = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url.replace("https", "http")])
@@ -190,7 +207,7 @@ fn the_binary_serves_https_and_stops_gracefully() {
     let logged =
         rest.iter().chain(&early).find(|l| l.contains(&id)).unwrap_or_else(|| panic!("no log line for {id}: {rest:?}"));
     assert!(logged.contains("GET") && logged.contains("/api/health") && logged.contains("status=200"), "{logged}");
-    for secret in ["SECRET-COOKIE-VALUE", "SECRET-PASSWORD", &code, &device_code] {
+    for secret in ["SECRET-COOKIE-VALUE", "SECRET-PASSWORD", "SECRET-NEW-PASSWORD", &code, &device_code, &reset_token] {
         assert!(!rest.iter().any(|l| l.contains(secret)), "{secret} was logged");
     }
     assert!(!early.iter().any(|l| l.contains("SECRET")), "a secret was logged");
@@ -200,6 +217,11 @@ fn the_binary_serves_https_and_stops_gracefully() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("tls/dev-key.pem")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // So is the server key, created on first run where KLUIS_SERVER_KEY said, and not in
+        // the data directory.
+        let mode = std::fs::metadata(&server_key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.path().join("server.key").exists());
     }
 }
 
