@@ -357,3 +357,20 @@ async fn each_scope_is_refused_unless_the_code_grants_it() {
         }
     }
 }
+
+/// A support code is kept only as a hash: no file of the accounts store holds the code, in
+/// any of the ways it may be typed.
+#[tokio::test]
+async fn a_support_code_is_stored_only_hashed() {
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let made = make_code(&s, &anna, serde_json::json!({"scopes": ["view-settings"]})).await.json();
+    let code = made["code"].as_str().unwrap().to_owned();
+    let bare = code.replace('-', "");
+    let needles = [code.clone(), code.to_lowercase(), bare.clone(), bare.to_lowercase()];
+    let holding = s.accounts_files_holding(&needles.iter().map(String::as_bytes).collect::<Vec<_>>()).await;
+    assert!(holding.is_empty(), "{holding:?} hold the code");
+    // The hash it is kept as does find it.
+    let sam = staff(&s, "sam").await;
+    assert_eq!(redeem(&s, &sam, &code).await.status, 201);
+}

@@ -387,6 +387,27 @@ impl TestServer {
         res.set_cookie("__Host-kluis-session").unwrap()
     }
 
+    /// The files of the accounts store (flushed first) that hold any of `needles` byte for
+    /// byte; panics if the store has no file at all.
+    pub async fn accounts_files_holding(&self, needles: &[&[u8]]) -> Vec<std::path::PathBuf> {
+        self.state.accounts.flush().await.unwrap();
+        let mut files = vec![self.dir.path().join("accounts")];
+        let (mut seen, mut holding) = (0, Vec::new());
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            seen += 1;
+            if needles.iter().any(|n| bytes.windows(n.len()).any(|w| w == *n)) {
+                holding.push(p);
+            }
+        }
+        assert!(seen > 0, "the accounts store has no file");
+        holding
+    }
+
     /// Every message in the outbox once the notices under way have been written, oldest first.
     pub async fn mails(&self) -> Vec<String> {
         self.state.accounts.mail_sent(std::time::Duration::from_secs(5)).await;
