@@ -23,7 +23,9 @@ async fn an_export_holds_every_version_and_update_and_verifies_from_the_first_sa
     let bram = s.practice("P", "bram").await;
     let (notes_keys, identity_keys) = keys(41);
     let mut notes = App::new(&s, &bram, notes_keys.clone(), "notes").await;
-    let saves: [&[(kluis_core::RecordId, Option<&[u8]>)]; 3] = [
+    /// One save: each record's new text, or None to delete it.
+    type Save<'a> = &'a [(kluis_core::RecordId, Option<&'a [u8]>)];
+    let saves: [Save<'_>; 3] = [
         &[(id(1), Some(b"S: first version of one")), (id(2), Some(b"S: two, deleted later"))],
         &[(id(1), Some(b"S: second version of one"))],
         &[(id(2), None)],
@@ -64,5 +66,5 @@ async fn an_export_holds_every_version_and_update_and_verifies_from_the_first_sa
     let i = export.identities.as_ref().unwrap();
     let head = verify(i.manifest, &identity_keys, None, &i.updates).unwrap();
     assert_eq!(i.records.len(), 1);
-    head.check_record(&id(9), &i.records[0].1[0]).unwrap();
+    head.check_record(&id(9), i.records[0].1[0]).unwrap();
 }
