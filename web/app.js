@@ -119,6 +119,17 @@
         tx.onerror = () => reject(tx.error);
       });
     },
+    // Drops the account's key pair from this browser (the browser was removed from the
+    // account): it would only be refused, and a shared computer keeps nothing of it.
+    async forget(username) {
+      const db = await deviceDb();
+      await new Promise((resolve) => {
+        const tx = db.transaction("device-key", "readwrite");
+        tx.objectStore("device-key").delete(this.slot(username));
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => resolve();
+      });
+    },
     async pairFor(username) {
       const stored = await this.load(username);
       if (stored) return stored;
@@ -800,12 +811,19 @@
   }
 
   async function removeDevice(d) {
-    if (!window.confirm(T("devices.confirm-remove"))) return;
+    if (!window.confirm(T(d.current ? "devices.confirm-remove-this" : "devices.confirm-remove"))) return;
     try {
       await api("DELETE", `/api/devices/${d.id}`);
-      say(T("devices.removed"));
-    } catch (e) { say(T("app.error") + e.message); }
-    if (d.current) { lock(); account = null; show("signin"); return; }
+      say(T(d.current ? "devices.removed-this" : "devices.removed"));
+    } catch (e) { say(T("app.error") + e.message); return; }
+    if (d.current) {
+      const username = account?.username;
+      lock();
+      account = null;
+      if (username) await deviceKey.forget(username).catch(() => {});
+      show("signin");
+      return;
+    }
     await showDevices();
   }
 

@@ -67,6 +67,8 @@ const KLUIS_TEXT = {
   "devices.remove": "Remove",
   "devices.confirm-remove": "Remove this browser? It is signed out at once and must be confirmed again before it gets in.",
   "devices.removed": "The browser was removed.",
+  "devices.confirm-remove-this": "Remove this browser? You are signed out, and it forgets its key for your account: a next sign-in here must be confirmed again. Use this on a computer you share.",
+  "devices.removed-this": "This browser was removed and has forgotten its key for your account.",
   "devices.pending": "Waiting to sign in: {browser}, from {ip} ({place}), {when}",
   "devices.approve": "Let it in",
   "devices.number": "Number it shows",

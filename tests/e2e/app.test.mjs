@@ -350,7 +350,28 @@ test("a new browser gets in only once confirmed, by the mailed code or from a tr
   await a.getByRole("button", { name: "Save", exact: true }).click();
   await a.getByText("Your e-mail choices are saved.").waitFor();
   assert.equal((await prefs()).new_device, true);
-  for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close();
+
+  // On a shared computer: browser D, confirmed by the mailed code, removes itself. It is signed
+  // out and forgets its key for the account, so a next sign-in there is confirmed again.
+  const { context: ctxD, page: d } = await open((dialog) => dialog.accept());
+  await signIn(d, "admin");
+  await d.getByRole("heading", { name: "Unlock your vault", exact: true }).waitFor();
+  const keyOfAdmin = () => d.evaluate(() => new Promise((resolve) => {
+    const open = indexedDB.open("kluis-device");
+    open.onsuccess = () => {
+      const r = open.result.transaction("device-key").objectStore("device-key").get("ecdsa-p256:admin");
+      r.onsuccess = () => resolve(r.result !== undefined);
+    };
+  }));
+  assert.equal(await keyOfAdmin(), true);
+  await d.getByRole("button", { name: "Account and security" }).click();
+  await d.locator("#devices-list li", { hasText: "(this browser)" }).getByRole("button", { name: "Remove" }).click();
+  await d.getByText("This browser was removed and has forgotten its key for your account.").waitFor();
+  await d.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+  assert.equal(await keyOfAdmin(), false, "the key pair is gone from IndexedDB");
+  assert.equal((await ctxD.request.get(`${url}api/me`)).status(), 401);
+  assert.equal((await signIn(d, "admin", PASSWORD, { confirm: false })).second_step, "device");
+  for (const ctx of [ctxA, ctxB, ctxC, ctxD]) await ctx.close();
 });
 
 test("clients and SOAP notes: saved encrypted, edited with history, searched, kept across a reload; an older state only after the user accepts it as a restore", async () => {
@@ -1118,6 +1139,16 @@ test("a forgotten password: a link by e-mail, a new password on the page it open
   await signIn(page, "dora", fresh);
   await page.getByRole("heading", { name: "Account and security" }).waitFor();
   await context.close();
+});
+
+test("no e-mail the server wrote in this whole run names a client, a note or anything written in one", () => {
+  const mails = [...outboxNames()].map((f) => readFileSync(join(outbox(), f), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "="));
+  assert.ok(mails.length >= 10, `only ${mails.length} messages in the outbox`);
+  for (const canary of ["Jan Jansen", "Els Breekglas", "Knee pain", "Patellofemoral", "06-12345678", "Exercises",
+    "sleeps badly", "only the break-glass key", "A note to delete"]) {
+    const hit = mails.find((m) => m.includes(canary));
+    assert.equal(hit, undefined, `"${canary}" is in a message`);
+  }
 });
 
 test("backup and restore: the operator restores the server onto a new directory, its users sign in again, and the admin's browser is told the trail was restored", async () => {
