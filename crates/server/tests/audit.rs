@@ -23,11 +23,7 @@ async fn events_and_sign_ins_chain_up_with_ids_only_and_the_admin_reads_them() {
     assert_eq!(s.sign_in("bram", PASSWORD).await.status, 200);
     // A second browser trusted, then removed.
     let laptop = s.sign_in_new_browser("bram", Some(&server::device_key())).await;
-    let devices = s.call(Call::get("/api/devices").session(&laptop)).await.json();
-    let laptop_id = devices["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let laptop_id = s.current_device_id(&laptop).await;
     let remove = Call::new(axum::http::Method::DELETE, &format!("/api/devices/{laptop_id}")).session(&bram);
     assert_eq!(s.call(remove).await.status, 204);
     // A second factor turned on.

@@ -124,13 +124,7 @@ async fn drill_a_backup_restores_onto_an_empty_directory_and_its_admin_signs_in(
     let res = s.sign_in_from("anna", PASSWORD, Some(&device)).await;
     assert_eq!(res.json(), serde_json::json!({"second_step": "totp"}));
     let ticket = res.set_cookie("__Host-kluis-ticket").unwrap();
-    let res = s
-        .call(
-            Call::post("/api/sign-in/second-factor")
-                .cookie(&format!("__Host-kluis-ticket={ticket}"))
-                .json(serde_json::json!({ "code": code(&s, &secret) })),
-        )
-        .await;
+    let res = s.second_step(&ticket, &code(&s, &secret)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", String::from_utf8_lossy(&res.body));
     let token = res.set_cookie("__Host-kluis-session").unwrap();
 

@@ -251,26 +251,14 @@ async fn a_revoked_device_loses_its_sessions_and_must_be_confirmed_again() {
     let half = half.set_cookie(TICKET).unwrap();
     assert_eq!(revoke(&anna, &id).await.status, 204);
     let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
-    let res = s
-        .call(
-            Call::post("/api/sign-in/second-factor")
-                .cookie(&format!("{TICKET}={half}"))
-                .json(serde_json::json!({"code": code})),
-        )
-        .await;
+    let res = s.second_step(&half, &code).await;
     assert_eq!(res.status, 401, "the sign-in under way ended with the device");
     assert_eq!(s.call(Call::get("/api/me").session(&anna)).await.status, 200, "the others did not");
     s.clock.advance(30_000);
     let res = s.sign_in_from("anna", PASSWORD, Some(&laptop)).await;
     let ticket = res.set_cookie(TICKET).unwrap();
     let code = kluis_server::accounts::second_factor::code_at(&secret, s.clock.now() / 1000).unwrap();
-    let res = s
-        .call(
-            Call::post("/api/sign-in/second-factor")
-                .cookie(&format!("{TICKET}={ticket}"))
-                .json(serde_json::json!({"code": code})),
-        )
-        .await;
+    let res = s.second_step(&ticket, &code).await;
     assert_eq!(res.json()["second_step"], "device", "confirmed again before it gets in");
     let events = s.call(Call::get("/api/practice/events").session(&anna)).await.json();
     assert_eq!(events[0]["kind"], "device-revoked");

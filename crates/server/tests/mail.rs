@@ -61,13 +61,7 @@ async fn sign_in_with(s: &TestServer, user: &str, password: &str, secret: &str) 
     s.clock.advance(TOTP_STEP_SECS * 1000);
     let ticket = s.sign_in(user, password).await.set_cookie("__Host-kluis-ticket").unwrap();
     let code = code_at(secret, s.clock.now() / 1000).unwrap();
-    let res = s
-        .call(
-            Call::post("/api/sign-in/second-factor")
-                .cookie(&format!("__Host-kluis-ticket={ticket}"))
-                .json(serde_json::json!({ "code": code })),
-        )
-        .await;
+    let res = s.second_step(&ticket, &code).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     res.set_cookie("__Host-kluis-session").unwrap()
 }
@@ -226,13 +220,7 @@ async fn a_password_reset_link_works_once_for_an_hour_and_still_leaves_the_secon
     let ticket = res.set_cookie("__Host-kluis-ticket").unwrap();
     s.clock.advance(TOTP_STEP_SECS * 1000);
     let code = code_at(&secret, s.clock.now() / 1000).unwrap();
-    let res = s
-        .call(
-            Call::post("/api/sign-in/second-factor")
-                .cookie(&format!("__Host-kluis-ticket={ticket}"))
-                .json(serde_json::json!({ "code": code })),
-        )
-        .await;
+    let res = s.second_step(&ticket, &code).await;
     assert_eq!(res.json()["second_step"], "device", "{}", String::from_utf8_lossy(&res.body));
     assert!(res.set_cookie("__Host-kluis-session").is_none(), "no session before the browser is confirmed");
     sink.wait_for_subject("Your kluis password was changed", 1).await;

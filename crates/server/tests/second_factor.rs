@@ -83,12 +83,7 @@ async fn password_step(s: &TestServer, user: &str) -> String {
 }
 
 async fn second_step(s: &TestServer, ticket: &str, code: &str) -> server::Res {
-    s.call(
-        Call::post("/api/sign-in/second-factor")
-            .cookie(&format!("__Host-kluis-ticket={ticket}"))
-            .json(serde_json::json!({ "code": code })),
-    )
-    .await
+    s.second_step(ticket, code).await
 }
 
 #[tokio::test]

@@ -79,13 +79,7 @@ async fn support_sees_only_what_the_code_allows_and_the_user_watches_and_ends_it
     let resend = Call::post(&format!("/api/support/sessions/{id}/invitations/bram")).session(&sam);
     assert_eq!(s.call(resend).await.status, 403);
     // The action it allows: remove a device, whose sessions end.
-    let laptop_id = {
-        let mine = s.call(Call::get("/api/devices").session(&laptop)).await.json();
-        mine["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let laptop_id = s.current_device_id(&laptop).await;
     let remove =
         |d: &str| s.call(Call::new(Method::DELETE, &format!("/api/support/sessions/{id}/devices/{d}")).session(&sam));
     assert_eq!(remove(&laptop_id).await.status, 204);
@@ -322,11 +316,7 @@ async fn each_scope_is_refused_unless_the_code_grants_it() {
         .json(serde_json::json!({"username": "carl", "roles": ["practitioner"], "email": "carl@example.org"}));
     assert_eq!(s.call(invite).await.status, 201);
     let laptop = s.sign_in_new_browser("anna", Some(&server::device_key())).await;
-    let mine = s.call(Call::get("/api/devices").session(&laptop)).await.json();
-    let laptop_id = mine["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let laptop_id = s.current_device_id(&laptop).await;
     let step = |sam: &str, id: &str, scope: &str| {
         let base = format!("/api/support/sessions/{id}");
         let call = match scope {

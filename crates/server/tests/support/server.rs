@@ -387,6 +387,25 @@ impl TestServer {
         res.set_cookie("__Host-kluis-session").unwrap()
     }
 
+    /// The second sign-in step: `code` (TOTP or recovery) for the sign-in `ticket`.
+    pub async fn second_step(&self, ticket: &str, code: &str) -> Res {
+        self.call(
+            Call::post("/api/sign-in/second-factor")
+                .cookie(&format!("__Host-kluis-ticket={ticket}"))
+                .json(serde_json::json!({ "code": code })),
+        )
+        .await
+    }
+
+    /// The id of the device `session` was signed in from, as the devices list names it.
+    pub async fn current_device_id(&self, session: &str) -> String {
+        let mine = self.call(Call::get("/api/devices").session(session)).await.json();
+        mine["devices"].as_array().unwrap().iter().find(|d| d["current"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// The files of the accounts store (flushed first) that hold any of `needles` byte for
     /// byte; panics if the store has no file at all.
     pub async fn accounts_files_holding(&self, needles: &[&[u8]]) -> Vec<std::path::PathBuf> {
