@@ -11,6 +11,17 @@ use axum::http::{Method, StatusCode};
 use kluis_server::accounts::second_factor::code_at;
 use server::{Call, PASSWORD, TestServer};
 
+/// Every scope a code may grant (FORMAT.md §9.2), in the order of the API's list.
+const SCOPES: [&str; 7] = [
+    "view-settings",
+    "view-devices",
+    "view-sign-ins",
+    "view-second-factor",
+    "view-storage",
+    "resend-invitation",
+    "revoke-device",
+];
+
 /// Support staff with their second factor set up in the session returned.
 async fn staff(s: &TestServer, name: &str) -> String {
     let token = s.support(name).await;
@@ -95,19 +106,7 @@ async fn support_sees_only_what_the_code_allows_and_the_user_watches_and_ends_it
     assert_eq!(mine[0]["staff"], "sam");
     let steps: Vec<&str> =
         mine[0]["actions"].as_array().unwrap().iter().map(|a| a["scope"].as_str().unwrap()).collect();
-    assert_eq!(
-        steps,
-        [
-            "view-settings",
-            "view-devices",
-            "view-sign-ins",
-            "view-second-factor",
-            "view-storage",
-            "resend-invitation",
-            "revoke-device"
-        ],
-        "every step, refused ones too"
-    );
+    assert_eq!(steps, SCOPES, "every step, refused ones too");
     let allowed: Vec<bool> =
         mine[0]["actions"].as_array().unwrap().iter().map(|a| a["allowed"].as_bool().unwrap()).collect();
     assert_eq!(allowed, [true, true, true, false, false, false, true]);
@@ -295,15 +294,6 @@ fn codes_asked_for_at_once_stop_at_the_limit() {
 /// others it is refused, with that one alone it is not.
 #[tokio::test]
 async fn each_scope_is_refused_unless_the_code_grants_it() {
-    const SCOPES: [&str; 7] = [
-        "view-settings",
-        "view-devices",
-        "view-sign-ins",
-        "view-second-factor",
-        "view-storage",
-        "resend-invitation",
-        "revoke-device",
-    ];
     let s = TestServer::cheap();
     let anna = s.practice("P", "anna").await;
     // Fourteen redemptions: a staff member may redeem a burst of five at once.
