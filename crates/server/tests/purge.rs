@@ -188,8 +188,20 @@ async fn a_purged_account_is_gone_from_every_api_and_every_later_backup_and_only
         (purged[0]["subject"].as_str(), purged[0]["actor"].as_str()),
         (Some(bram_hex.as_str()), Some("operator"))
     );
+    // An admin can no longer act on it: no reset, no IP release (each would name it again).
+    let reset = Call::post("/api/practice/users/bram/second-factor-reset")
+        .session(&anna)
+        .json(serde_json::json!({"verified_by": "Anna", "evidence": "in-person"}));
+    assert_eq!(s.call(reset).await.status, StatusCode::NOT_FOUND);
+    let release = Call::post("/api/practice/ip-release")
+        .session(&anna)
+        .json(serde_json::json!({"username": "bram", "reason": "a police request, ref 2026-117"}));
+    assert_eq!(s.call(release).await.status, StatusCode::NOT_FOUND);
     let data = s.into_dir();
-    // That attempt left nothing for a purge to find.
+    let (ok, _, err) =
+        cli::kluis(&["user", "reset-2fa", "bram", "--verified-by", "Anna", "--evidence", "in-person"], data.path());
+    assert!(!ok, "the operator cannot reset a purged account either: {err}");
+    // Those attempts left nothing for a purge to find.
     let (ok, _, err) = cli::kluis(&["user", "purge", "bram", "--confirm", "bram"], data.path());
     assert!(!ok && err.contains("purged already"), "{err}");
 
@@ -211,6 +223,7 @@ async fn a_purged_account_is_gone_from_every_api_and_every_later_backup_and_only
     let events = s.call(Call::get("/api/account/events").session(&carla)).await.json();
     let kinds: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"transferred") && !kinds.contains(&"purged"), "{events}");
+    assert_eq!(me["second_factor_due"], false, "{me}");
     let sign_ins = s.call(Call::get("/api/sign-ins").session(&carla)).await.json();
     assert!(sign_ins.as_array().unwrap().iter().all(|r| r["at_ms"].as_u64() >= Some(s.clock.now())), "{sign_ins}");
     let devices = s.call(Call::get("/api/devices").session(&carla)).await.json();

@@ -426,3 +426,48 @@ async fn the_practices_minimum_password_length_is_enforced_at_enrollment() {
     let res = enroll("lentewind over het wad bij laagwater").await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
 }
+
+/// While a reset second factor waits to be set up again, the account reaches its set-up and
+/// its own settings, and nothing else: no vault, no key registration, no practice page, no
+/// support code, no letting a browser in. Once a new factor is on, all of it opens.
+#[tokio::test]
+async fn after_a_reset_only_the_set_up_is_reachable_until_a_new_factor_is_on() {
+    use kluis_server::accounts::model::Role;
+    let s = TestServer::cheap();
+    let anna = s.practice("P", "anna").await;
+    let bram = s.member("P", "bram", &[Role::Practitioner, Role::Admin]).await;
+    set_up(&s, &bram).await;
+    let ok = serde_json::json!({"verified_by": "Anna", "evidence": "in-person"});
+    let reset = Call::post("/api/practice/users/bram/second-factor-reset").session(&anna).json(ok);
+    assert_eq!(s.call(reset).await.status, 204);
+    let bram = s.sign_in("bram", PASSWORD).await.set_cookie("__Host-kluis-session").unwrap();
+    let genesis = {
+        let keys = kluis_core::KeyHierarchy::derive(&kluis_core::VaultSecret::from_bytes([7; 32])).notes;
+        kluis_core::manifest::Manifest::genesis(&keys, 1).encode()
+    };
+    let refused = || {
+        [
+            ("create a vault", Call::post("/api/vaults/notes").cbor(genesis.clone())),
+            ("read a vault", Call::get("/api/vaults/00000000000000000000000000000000/head")),
+            ("register a key", Call::post("/api/vault-key").json(serde_json::json!({"public_key": "kluispub1x"}))),
+            ("practice members", Call::get("/api/practice/users")),
+            ("practice policy", Call::get("/api/practice/policy")),
+            ("support code", Call::post("/api/account/support").json(serde_json::json!({"scopes": ["view-settings"]}))),
+            (
+                "let a browser in",
+                Call::post("/api/devices/pending/00000000000000000000000000000000/approve")
+                    .json(serde_json::json!({"number": "12"})),
+            ),
+        ]
+    };
+    for (what, call) in refused() {
+        assert_eq!(s.call(call.session(&bram)).await.status, StatusCode::FORBIDDEN, "{what}");
+    }
+    for path in ["/api/me", "/api/devices", "/api/sign-ins", "/api/account/events", "/api/account/notifications"] {
+        assert_eq!(s.call(Call::get(path).session(&bram)).await.status, StatusCode::OK, "{path}");
+    }
+    set_up(&s, &bram).await;
+    for (what, call) in refused() {
+        assert_ne!(s.call(call.session(&bram)).await.status, StatusCode::FORBIDDEN, "{what} once ready");
+    }
+}

@@ -32,10 +32,13 @@ pub struct AddressEntry {
 }
 
 impl Accounts {
-    /// A member of `admin`'s practice by username (the admin's own practice only).
+    /// A member of `admin`'s practice by username (the admin's own practice only; a purged
+    /// account is no one's to act on).
     fn member(&self, admin: &User, username: &str) -> Result<User, AccountError> {
         let practice = admin.practice.ok_or(AccountError::NotFound)?;
-        self.user_by_name(username)?.filter(|u| u.practice == Some(practice)).ok_or(AccountError::NotFound)
+        self.user_by_name(username)?
+            .filter(|u| u.practice == Some(practice) && u.state != super::model::UserState::Purged)
+            .ok_or(AccountError::NotFound)
     }
 
     /// An admin invites a user to their own practice; with an e-mail address, the invitation

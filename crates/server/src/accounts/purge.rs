@@ -161,6 +161,8 @@ impl Accounts {
         remove_naming(&self.signins, &log, &u.id, Keep::Nothing)?;
         u.username = new.display().to_owned();
         u.state = UserState::Invited;
+        u.second_factor_due = false;
+        u.failures = Default::default();
         self.put_user(&u)?;
         let (code, expires_ms) = self.new_invitation(&u)?;
         let e = self.enrollment(&u, code, expires_ms)?;

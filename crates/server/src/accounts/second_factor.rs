@@ -281,6 +281,9 @@ impl Accounts {
         evidence: super::model::Evidence,
     ) -> Result<User, AccountError> {
         let verified_by = verified_by.trim();
+        if self.user(user)?.state == super::model::UserState::Purged {
+            return Err(AccountError::NotFound);
+        }
         if verified_by.is_empty() || verified_by.chars().count() > super::MAX_VERIFIER_CHARS {
             return Err(AccountError::Invalid("name who checked the user's identity (at most 100 characters)"));
         }
@@ -292,6 +295,9 @@ impl Accounts {
         })?;
         self.end_all_sessions(user)?;
         self.tickets.remove_user(user);
+        // A support session opened before the reset ends with it: until a new factor is on,
+        // the account reaches nothing but its set-up, through support neither.
+        self.end_live_grants(user, by)?;
         let event = super::model::SecurityEvent {
             at_ms: self.clock.now(),
             kind: super::model::EventKind::SecondFactorReset,

@@ -200,9 +200,16 @@ impl Accounts {
 
     /// Ends every live code and support session of a user (the account was disabled).
     pub(super) async fn end_support_of(&self, user: &Id, by: &str) -> Result<(), AccountError> {
+        self.end_live_grants(user, by)?;
+        self.flush().await
+    }
+
+    /// Ends every live code and support session of a user, leaving the flush to the caller
+    /// (a second-factor reset, which flushes once at its end).
+    pub(super) fn end_live_grants(&self, user: &Id, by: &str) -> Result<(), AccountError> {
         for g in self.grants_of(user)? {
             if matches!(self.state_of(&g), GrantState::Waiting | GrantState::Active) {
-                self.end_grant(&g.id, by).await?;
+                self.end_grant_unflushed(&g.id, by)?;
             }
         }
         Ok(())
@@ -252,6 +259,12 @@ impl Accounts {
     /// Ends a grant at once: its code stops working, its session ends. By its user (`by` =
     /// `user`) or the support staff on it (`support`).
     async fn end_grant(&self, grant: &Id, by: &str) -> Result<(), AccountError> {
+        self.end_grant_unflushed(grant, by)?;
+        self.flush().await
+    }
+
+    /// As [`end_grant`](Self::end_grant), leaving the flush to the caller.
+    fn end_grant_unflushed(&self, grant: &Id, by: &str) -> Result<(), AccountError> {
         let now = self.clock.now();
         let mut ended = false;
         let updated = self.support_grants.update_and_fetch(grant.0, |old| {
@@ -272,7 +285,7 @@ impl Accounts {
             event.detail = Some(g.id.to_string());
             self.record_event(user.practice.as_ref(), &event)?;
         }
-        self.flush().await
+        Ok(())
     }
 
     /// The user ends one of their support codes or sessions.

@@ -153,6 +153,9 @@ pub async fn approve(
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     let req = body(req)?;
+    // Letting a browser in takes an account that is ready (its second factor set up if
+    // required or reset); refusing one does not.
+    super::auth::require_ready(&state, &signed)?;
     state.accounts.decide_device(&signed, &id, Some(&req.number)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,6 +74,8 @@ pub async fn create(
     if signed.user.roles.contains(&Role::Support) {
         return Err(ApiError::forbidden());
     }
+    // Not while a required or reset second factor waits to be set up.
+    super::auth::require_ready(&state, &signed)?;
     let minutes = req.minutes.unwrap_or(SUPPORT_DEFAULT_MINUTES);
     let (code, grant) = state.accounts.create_support_code(&signed.user, minutes, req.scopes).await?;
     Ok((StatusCode::CREATED, Json(Code { code: code.expose().to_owned(), grant })))
