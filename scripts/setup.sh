@@ -60,6 +60,7 @@ fi
 # 4. Headless Chromium and its WebDriver for the browser tests, the stock `age` binary that
 #    kluis-keys' tests use to prove its backups open without kluis, and Node.js with npm for the
 #    end-to-end tests (playwright-core driving that Chromium; pinned to a release that runs on
-#    Node 18, which is what Debian 12's nodejs package gives).
-apt_install chromium chromium-driver age oathtool
+#    Node 18, which is what Debian 12's nodejs package gives); oathtool (an independent TOTP)
+#    and aiosmtpd (an independent SMTP server, run in its own process) for the mail tests.
+apt_install chromium chromium-driver age oathtool python3-aiosmtpd
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

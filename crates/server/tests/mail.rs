@@ -377,3 +377,57 @@ async fn the_code_for_a_new_browser_also_goes_by_sms_through_the_gateway() {
         .json(serde_json::json!({ "code": code }));
     assert_eq!(s.call(confirm).await.status, 200);
 }
+
+/// Kills the process it holds when dropped (also when a test fails).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Mail reaches an SMTP server that is not ours, in a process of its own: aiosmtpd (Debian's
+/// python3-aiosmtpd, installed by `scripts/setup.sh --wasm`), which files what arrives, with
+/// the envelope it was given, in a Maildir.
+#[tokio::test]
+async fn a_notice_reaches_an_independent_smtp_server_in_its_own_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _sink = Child(
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd (scripts/setup.sh --wasm installs it)"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let url = format!("smtp://127.0.0.1:{port}");
+    let s = TestServer::with_mail(Mailer::smtp(&url, "kluis <kluis@kluis.test>", "https://kluis.test/").unwrap());
+    let _anna = s.practice("P", "anna").await;
+    let ask = Call::post("/api/password-reset").json(serde_json::json!({ "username": "anna" }));
+    assert_eq!(s.call(ask).await.status, 202);
+    let message = loop {
+        let found: Vec<_> = std::fs::read_dir(maildir.join("new"))
+            .map(|d| d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+            .unwrap_or_default();
+        if let Some(m) = found.into_iter().find(|m| m.contains("Reset your kluis password")) {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no message reached aiosmtpd's Maildir");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // aiosmtpd records the envelope it was given beside the message's own headers.
+    assert!(message.contains("X-MailFrom: kluis@kluis.test"), "{message}");
+    assert!(message.contains("X-RcptTo: someone@example.org"), "{message}");
+    assert!(message.contains("To: someone@example.org"), "{message}");
+    assert!(message.contains("Subject: Reset your kluis password"), "{message}");
+}
