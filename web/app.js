@@ -88,6 +88,32 @@
     });
   }
 
+  // One object store of that database: `get` answers null for a key that is absent or cannot
+  // be read; `put` and `delete` each run in their own transaction and resolve once it commits.
+  function deviceStore(name) {
+    const write = async (change) => {
+      const db = await deviceDb();
+      await new Promise((resolve, reject) => {
+        const tx = db.transaction(name, "readwrite");
+        change(tx.objectStore(name));
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+      });
+    };
+    return {
+      async get(key) {
+        const db = await deviceDb();
+        return new Promise((resolve) => {
+          const r = db.transaction(name).objectStore(name).get(key);
+          r.onsuccess = () => resolve(r.result || null);
+          r.onerror = () => resolve(null);
+        });
+      },
+      put: (key, value) => write((store) => store.put(value, key)),
+      delete: (key) => write((store) => store.delete(key)),
+    };
+  }
+
   // The browser's device key (FORMAT.md §9.5): an ECDSA P-256 key pair made by WebCrypto with a
   // non-extractable private key, so no script, this one included, can ever read it out; kept in
   // IndexedDB across sign-outs. At sign-in it signs a challenge from the server, which then
@@ -100,36 +126,14 @@
   // One key pair per account in this browser, so that the server cannot tell that two accounts
   // are used in the same browser.
   const deviceKey = {
+    store: deviceStore("device-key"),
     slot: (username) => `ecdsa-p256:${username.trim().normalize("NFKC").toLowerCase()}`,
     generate: () => crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]),
-    async load(username) {
-      const db = await deviceDb();
-      return new Promise((resolve) => {
-        const r = db.transaction("device-key").objectStore("device-key").get(this.slot(username));
-        r.onsuccess = () => resolve(r.result || null);
-        r.onerror = () => resolve(null);
-      });
-    },
-    async keep(username, pair) {
-      const db = await deviceDb();
-      await new Promise((resolve, reject) => {
-        const tx = db.transaction("device-key", "readwrite");
-        tx.objectStore("device-key").put(pair, this.slot(username));
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => reject(tx.error);
-      });
-    },
+    load(username) { return this.store.get(this.slot(username)); },
+    keep(username, pair) { return this.store.put(this.slot(username), pair); },
     // Drops the account's key pair from this browser (the browser was removed from the
     // account): it would only be refused, and a shared computer keeps nothing of it.
-    async forget(username) {
-      const db = await deviceDb();
-      await new Promise((resolve) => {
-        const tx = db.transaction("device-key", "readwrite");
-        tx.objectStore("device-key").delete(this.slot(username));
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => resolve();
-      });
-    },
+    forget(username) { return this.store.delete(this.slot(username)); },
     async pairFor(username) {
       const stored = await this.load(username);
       if (stored) return stored;
@@ -159,24 +163,11 @@
   // The highest manifest this device has seen, per vault. Counter, chain and the manifest itself
   // (ids, versions, hashes, times, as the server holds them): no key, no text.
   const highWater = {
-    db: deviceDb,
-    async get(id) {
-      const db = await this.db();
-      return new Promise((resolve) => {
-        const r = db.transaction("high-water").objectStore("high-water").get(id);
-        r.onsuccess = () => resolve(r.result || null);
-        r.onerror = () => resolve(null);
-      });
-    },
-    async put(id, session) {
-      const db = await this.db();
-      return new Promise((resolve, reject) => {
-        const tx = db.transaction("high-water", "readwrite");
-        const mark = { counter: session.counter, chain: session.chain, seen: Date.now(), manifest: session.manifest() };
-        tx.objectStore("high-water").put(mark, id);
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => reject(tx.error);
-      });
+    store: deviceStore("high-water"),
+    get(id) { return this.store.get(id); },
+    put(id, session) {
+      const mark = { counter: session.counter, chain: session.chain, seen: Date.now(), manifest: session.manifest() };
+      return this.store.put(id, mark);
     },
   };
 
@@ -1176,25 +1167,7 @@
     return toHex(await crypto.subtle.digest("SHA-256", bytes));
   }
 
-  const auditStore = {
-    async get(key) {
-      const db = await deviceDb();
-      return new Promise((resolve) => {
-        const r = db.transaction("audit-head").objectStore("audit-head").get(key);
-        r.onsuccess = () => resolve(r.result || null);
-        r.onerror = () => resolve(null);
-      });
-    },
-    async put(key, value) {
-      const db = await deviceDb();
-      await new Promise((resolve, reject) => {
-        const tx = db.transaction("audit-head", "readwrite");
-        tx.objectStore("audit-head").put(value, key);
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => reject(tx.error);
-      });
-    },
-  };
+  const auditStore = deviceStore("audit-head");
 
   let auditNow = null; // the head just read, for "take the trail as it is now"
 
