@@ -249,14 +249,10 @@ pub fn sync_dir(dir: &Path) {
 
 /// A new private file (mode 0600) with a random name in `dir`, next to where the real one goes.
 pub fn new_file_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|_| std::io::Error::other("random"))?;
     let path = dir.join(format!(".kluis-{}.part", hex::encode(id)));
-    let f = opts.open(&path)?;
+    let f = crate::private_file::create(&path)?;
     Ok((path, f))
 }
 

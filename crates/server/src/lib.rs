@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod mail;
 pub mod pause;
+pub mod private_file;
 pub mod server_key;
 pub mod sms;
 pub mod store;

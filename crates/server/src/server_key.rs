@@ -6,7 +6,6 @@
 //! This is server policy, not the notes' cryptography: whoever holds both the store and this
 //! file can read what it seals. The notes never depend on it.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -69,12 +68,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<Zeroizing<[u8; SERVER_KEY_BY
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = Zeroizing::new([0u8; SERVER_KEY_BYTES]);
             getrandom::fill(&mut key[..]).map_err(|_| ServerKeyError::Rng)?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(path).map_err(|e| file_error(path, e))?;
-            f.write_all(&key[..]).and_then(|()| f.sync_all()).map_err(|e| file_error(path, e))?;
+            crate::private_file::write(path, &key[..]).map_err(|e| file_error(path, e))?;
             Ok(key)
         }
         Err(e) => Err(file_error(path, e)),

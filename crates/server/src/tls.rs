@@ -24,22 +24,7 @@ pub fn dev_certificate(data: &Path) -> Result<(Vec<u8>, Vec<u8>, bool)> {
     let certified = rcgen::generate_simple_self_signed(names).context("generating the development certificate")?;
     let cert = certified.cert.pem().into_bytes();
     let key = certified.key_pair.serialize_pem().into_bytes();
-    write_private(&key_path, &key)?;
+    crate::private_file::write(&key_path, &key).with_context(|| format!("writing {}", key_path.display()))?;
     std::fs::write(&cert_path, &cert)?;
     Ok((cert, key, true))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }

@@ -156,18 +156,12 @@ impl Targets {
 
 /// Writes a key file from the backup into the staging directory, mode 0600.
 fn write_key_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
-    use std::io::Write;
     let path = match name {
         SERVER_KEY_ITEM => dir.join("server.key"),
         SIGNING_KEY_ITEM => dir.join(super::SIGNING_KEY_FILE),
         _ => return Err(BackupError::Invalid(format!("the backup holds a file this version does not know: {name}"))),
     };
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&path).map_err(|e| BackupError::io(path.display(), e))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| BackupError::io(path.display(), e))
+    crate::private_file::write(&path, bytes).map_err(|e| BackupError::io(path.display(), e))
 }
 
 /// Decrypts, checks and imports the backup into `staging`; returns its id, time and pairs.
