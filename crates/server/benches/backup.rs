@@ -157,32 +157,16 @@ fn main() {
 
     let mib = bytes as f64 / (1024.0 * 1024.0);
     println!("{records} records, {mib:.1} MiB of pairs; backup file {:.1} MiB", size as f64 / (1024.0 * 1024.0));
-    println!(
-        "  read every pair (baseline)         {:>8.1} ms  {:>7.0} MiB/s",
-        read.as_secs_f64() * 1e3,
-        mib_per_s(bytes, read)
-    );
-    println!(
-        "  age-encrypt as many bytes (baseline){:>7.1} ms  {:>7.0} MiB/s",
-        encrypt.as_secs_f64() * 1e3,
-        mib_per_s(bytes, encrypt)
-    );
-    println!(
-        "  kluis backup (= the write pause)   {:>8.1} ms  {:>7.0} MiB/s  {:.2}x (read + encrypt)",
-        backup.as_secs_f64() * 1e3,
-        mib_per_s(bytes, backup),
-        backup.as_secs_f64() / (read + encrypt).as_secs_f64()
-    );
-    println!(
-        "  sled batch insert + flush (baseline){:>7.1} ms  {:>7.0} MiB/s",
-        insert.as_secs_f64() * 1e3,
-        mib_per_s(bytes, insert)
-    );
-    println!(
-        "  kluis restore                      {:>8.1} ms  {:>7.0} MiB/s  {:.2}x (decrypt-size encrypt + insert)",
-        restore.as_secs_f64() * 1e3,
-        mib_per_s(bytes, restore),
-        restore.as_secs_f64() / (encrypt + insert).as_secs_f64()
-    );
+    // One line per measurement: time, throughput, and the ratio to its floor if it has one.
+    let row = |label: &str, took: Duration, floor: Option<(Duration, &str)>| {
+        let ratio =
+            floor.map_or(String::new(), |(f, what)| format!("  {:.2}x ({what})", took.as_secs_f64() / f.as_secs_f64()));
+        println!("  {label:<37}{:>7.1} ms  {:>7.0} MiB/s{ratio}", took.as_secs_f64() * 1e3, mib_per_s(bytes, took));
+    };
+    row("read every pair (baseline)", read, None);
+    row("age-encrypt as many bytes (baseline)", encrypt, None);
+    row("kluis backup (= the write pause)", backup, Some((read + encrypt, "read + encrypt")));
+    row("sled batch insert + flush (baseline)", insert, None);
+    row("kluis restore", restore, Some((encrypt + insert, "decrypt-size encrypt + insert")));
     println!("  peak memory {:.0} MiB", measure::peak_rss_mib());
 }

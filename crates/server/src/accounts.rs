@@ -339,6 +339,12 @@ impl Accounts {
         }
     }
 
+    /// As [`simple_event`](Self::simple_event), with what it concerns in `detail` (a support
+    /// grant's id, the reason of an IP release).
+    fn detailed_event(&self, kind: model::EventKind, user: &User, by: &str, detail: String) -> model::SecurityEvent {
+        model::SecurityEvent { detail: Some(detail), ..self.simple_event(kind, user, by, None) }
+    }
+
     /// The security events about one user, newest first (what they are told in the app, too).
     pub fn events_of(&self, user: &User, limit: usize) -> Result<Vec<model::SecurityEvent>, AccountError> {
         let prefix = user.practice.map_or([0; 16], |p| p.0);

@@ -200,8 +200,7 @@ impl Accounts {
         }
         out.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
         let by = format!("admin:{}", admin.username);
-        let mut event = self.simple_event(EventKind::IpRelease, &target, &by, None);
-        event.detail = Some(reason.to_owned());
+        let event = self.detailed_event(EventKind::IpRelease, &target, &by, reason.to_owned());
         self.record_event(target.practice.as_ref(), &event)?;
         self.flush().await?;
         self.notice_security_change(

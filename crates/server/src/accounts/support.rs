@@ -150,8 +150,7 @@ impl Accounts {
         self.support_by_user.insert(index_key(&user.id, &grant.id), &[])?;
         self.support_codes.insert(code.hash(SecretKind::SupportCode), &grant.id.0)?;
         drop(counting);
-        let mut event = self.simple_event(EventKind::SupportCodeCreated, user, "user", None);
-        event.detail = Some(grant.id.to_string());
+        let event = self.detailed_event(EventKind::SupportCodeCreated, user, "user", grant.id.to_string());
         self.record_event(user.practice.as_ref(), &event)?;
         self.flush().await?;
         Ok((code, self.view_of(grant)?))
@@ -281,8 +280,7 @@ impl Accounts {
         self.delete_code(&g)?;
         if ended {
             let user = self.user(&g.user)?;
-            let mut event = self.simple_event(EventKind::SupportSessionEnded, &user, by, None);
-            event.detail = Some(g.id.to_string());
+            let event = self.detailed_event(EventKind::SupportSessionEnded, &user, by, g.id.to_string());
             self.record_event(user.practice.as_ref(), &event)?;
         }
         Ok(())
@@ -334,8 +332,7 @@ impl Accounts {
         self.support_by_staff.insert(index_key(&staff_id, &g.id), &[])?;
         let user = self.user(&g.user)?;
         let by = format!("support:{}", staff.user.username);
-        let mut event = self.simple_event(EventKind::SupportSessionStarted, &user, &by, None);
-        event.detail = Some(g.id.to_string());
+        let event = self.detailed_event(EventKind::SupportSessionStarted, &user, &by, g.id.to_string());
         self.record_event(user.practice.as_ref(), &event)?;
         self.flush().await?;
         self.notice_security_change(

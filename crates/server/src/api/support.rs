@@ -14,7 +14,7 @@ use super::account::{Body, SecretField, body};
 use super::auth::require;
 use super::problem::ApiError;
 use crate::accounts::Signed;
-use crate::accounts::model::{Id, Role, SupportScope};
+use crate::accounts::model::{Id, Role, SupportScope, User};
 use crate::accounts::support::{GrantView, SUPPORT_DEFAULT_MINUTES};
 use crate::accounts::username::Username;
 use crate::http::AppState;
@@ -22,6 +22,21 @@ use crate::http::AppState;
 /// Refuses a step whose session the user ended while it was being checked.
 fn still_on(state: &AppState, grant: &Id) -> Result<(), ApiError> {
     if state.accounts.support_still_active(grant)? { Ok(()) } else { Err(ApiError::not_found()) }
+}
+
+/// A view a support session takes, for its staff member (with their second factor): recorded
+/// as a step of the session `id` (refused unless its code allows `scope`); the account viewed.
+async fn view(
+    state: &AppState,
+    signed: &Signed,
+    id: Result<Path<String>, PathRejection>,
+    scope: SupportScope,
+    detail: &str,
+) -> Result<User, ApiError> {
+    require_support(signed)?;
+    let Path(id) = id?;
+    let (_, user) = state.accounts.support_step(&signed.user.id, &id, scope, detail).await?;
+    Ok(user)
 }
 
 /// Support staff, signed in with their second factor (the operator's staff must have one).
@@ -139,9 +154,7 @@ pub async fn settings(
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_support(&signed)?;
-    let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSettings, "settings").await?;
+    let user = view(&state, &signed, id, SupportScope::ViewSettings, "settings").await?;
     let practice = user.practice.map(|p| state.accounts.practice(&p)).transpose()?;
     Ok(Json(serde_json::json!({
         "username": user.username,
@@ -161,9 +174,7 @@ pub async fn devices(
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    require_support(&signed)?;
-    let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewDevices, "devices").await?;
+    let user = view(&state, &signed, id, SupportScope::ViewDevices, "devices").await?;
     let list = state.accounts.devices_of(&user.id)?;
     Ok(Json(
         list.into_iter()
@@ -178,10 +189,7 @@ pub async fn sign_ins(
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    require_support(&signed)?;
-    let Path(id) = id?;
-    let (_, user) =
-        state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSignIns, "sign-in history").await?;
+    let user = view(&state, &signed, id, SupportScope::ViewSignIns, "sign-in history").await?;
     let entries = state.accounts.sign_ins_of(&user, crate::accounts::SIGN_IN_VIEW)?;
     Ok(Json(
         entries
@@ -204,10 +212,7 @@ pub async fn second_factor(
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_support(&signed)?;
-    let Path(id) = id?;
-    let (_, user) =
-        state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewSecondFactor, "two-step sign-in").await?;
+    let user = view(&state, &signed, id, SupportScope::ViewSecondFactor, "two-step sign-in").await?;
     Ok(Json(serde_json::json!({
         "enabled": user.second_factor.is_some(),
         "enabled_ms": user.second_factor.as_ref().map(|f| f.enabled_ms),
@@ -222,9 +227,7 @@ pub async fn storage(
     signed: Signed,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_support(&signed)?;
-    let Path(id) = id?;
-    let (_, user) = state.accounts.support_step(&signed.user.id, &id, SupportScope::ViewStorage, "storage").await?;
+    let user = view(&state, &signed, id, SupportScope::ViewStorage, "storage").await?;
     let usage = |s: &crate::store::Store| -> Result<crate::store::Usage, ApiError> {
         Ok(match s.vault_of(&user.id.0)? {
             Some(v) => s.usage(&v)?,
